@@ -117,6 +117,11 @@ export interface AppendResult {
 export interface ReadOptions {
   /** 0 READ_UNCOMMITTED, 1 READ_COMMITTED. */
   isolationLevel: number;
+  /**
+   * KIP-74: return the first batch even when it is larger than maxBytes (default true). Fetch passes false
+   * once an earlier partition of the response returned data, so a spent budget reads nothing.
+   */
+  minOneBatch?: boolean;
 }
 
 export interface ReadResult {
@@ -194,7 +199,7 @@ export interface Backend {
    * the offsets assigned once the append is applied and, for acks != 0, as durable as the flush policy says.
    */
   append(topic: string, partition: number, records: Buffer, options: AppendOptions): Promise<AppendResult>;
-  /** Read from `offset`, at most maxBytes but always at least one whole batch when there is one (KIP-74). */
+  /** Read from `offset`, at most maxBytes but at least one whole batch when there is one, unless options.minOneBatch is false (KIP-74). */
   read(topic: string, partition: number, offset: number, maxBytes: number, options: ReadOptions): Promise<ReadResult>;
   /** Called after every append to any partition (for Fetch long-polls). Returns the unsubscribe function. */
   onAppend(listener: AppendListener): () => void;
