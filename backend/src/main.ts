@@ -4,10 +4,12 @@
 // flush and close the storage, exit 0.
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { openDirectBackend } from './backends/direct/direct-backend.ts';
+import { openDirectBackend, type DirectBackend } from './backends/direct/direct-backend.ts';
 import type { Backend } from './backends/backend.ts';
 import { ConfigError, configHelp, loadConfig, parseCommandLine, topicDefaults } from './config/load.ts';
 import type { TakhinConfig } from './config/schema.ts';
+import { GroupCoordinator } from './group/coordinator.ts';
+import { createGroupHandlers } from './handlers/group-handlers.ts';
 import { createRegistry } from './handlers/registry.ts';
 import { createLogger } from './observability/logger.ts';
 import { KafkaServer } from './server/server.ts';
@@ -45,7 +47,7 @@ function exitOnFatalErrors(log: Logger): void {
   });
 }
 
-function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend): void {
+function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend, groups: GroupCoordinator): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -55,6 +57,8 @@ function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend): 
     stopping = true;
     log.info({ signal }, 'shutting down');
     void (async () => {
+      // Pending JoinGroup/SyncGroup waits end first, so they do not hold the server's drain until its timeout.
+      groups.close();
       await server.stop();
       await backend.flush();
       await backend.close();
@@ -71,7 +75,6 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   exitOnFatalErrors(log);
 
-  const registry = createRegistry({ fetchWaitMaxMs: config.fetchWaitMaxMs });
   const server = new KafkaServer(
     {
       hosts: config.hosts,
@@ -83,13 +86,13 @@ async function main(): Promise<void> {
       connectionsIdleMs: config.connectionsIdleMs,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     },
-    { registry, logger: log },
+    { logger: log },
   );
   const bound = await server.listen();
   const host = advertisedHost(config, bound);
   const port = config.advertisedPort !== 0 ? config.advertisedPort : server.port;
 
-  let backend: Backend;
+  let backend: DirectBackend;
   try {
     backend = await openDirectBackend({
       dataDir: config.dataDir,
@@ -114,8 +117,24 @@ async function main(): Promise<void> {
     await server.stop();
     process.exit(1);
   }
-  server.serve(backend);
-  shutdownOnSignals(log, server, backend);
+  // The group coordinator keeps its durable state (committed offsets) behind the Backend interface.
+  const groups = new GroupCoordinator({
+    backend,
+    config: {
+      groupMinSessionTimeoutMs: config.groupMinSessionTimeoutMs,
+      groupMaxSessionTimeoutMs: config.groupMaxSessionTimeoutMs,
+      groupInitialRebalanceDelayMs: config.groupInitialRebalanceDelayMs,
+      groupMaxSize: config.groupMaxSize,
+      groupNewMemberJoinTimeoutMs: config.groupNewMemberJoinTimeoutMs,
+      groupEmptyRetentionMs: config.groupEmptyRetentionMs,
+      offsetMetadataBytesMax: config.offsetMetadataBytesMax,
+    },
+    logger: log.child({ component: 'groups' }),
+  });
+  // Offsets of a group with live members never expire, however old its last commit.
+  backend.setActiveGroupProbe((group) => groups.hasActiveMembers(group));
+  server.serve(backend, createRegistry({ fetchWaitMaxMs: config.fetchWaitMaxMs }, createGroupHandlers(groups)));
+  shutdownOnSignals(log, server, backend, groups);
   log.info(
     { addresses: bound.map((a) => (a.family === 'IPv6' ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)),
       advertised: `${host}:${port}`, nodeId: config.nodeId, dataDir: config.dataDir },

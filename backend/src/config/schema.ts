@@ -3,6 +3,7 @@
 // Topic defaults follow Kafka's broker config names (log.segment.bytes -> logSegmentBytes).
 import type convict from 'convict';
 import { DEFAULT_LOG_CONFIG } from '../log/log-config.ts';
+import { DEFAULT_GROUP_CONFIG } from '../group/config.ts';
 import { BOOL, HOST, HOST_LIST, INT, INT32_MAX, NON_EMPTY, STRING } from './formats.ts';
 
 export interface TakhinConfig {
@@ -38,6 +39,13 @@ export interface TakhinConfig {
   offsetsRetentionMs: number;
   offsetsRetentionCheckIntervalMs: number;
   offsetMetadataBytesMax: number;
+
+  groupMinSessionTimeoutMs: number;
+  groupMaxSessionTimeoutMs: number;
+  groupInitialRebalanceDelayMs: number;
+  groupMaxSize: number;
+  groupNewMemberJoinTimeoutMs: number;
+  groupEmptyRetentionMs: number;
 
   requestBytesMax: number;
   inFlightRequestsMax: number;
@@ -153,6 +161,19 @@ const SETTINGS: Record<SettingName, Setting> = {
     '(ms); 0: never.', 10 * 60_000, 0, MAX_LONG),
   offsetMetadataBytesMax: int('offset.metadata.max.bytes: largest metadata string of a committed offset (bytes).',
     4096, 0, INT32_MAX),
+
+  // ---- consumer groups ------------------------------------------------------------------------------------
+  groupMinSessionTimeoutMs: int('group.min.session.timeout.ms: shortest session timeout a member may ask for (ms).',
+    DEFAULT_GROUP_CONFIG.groupMinSessionTimeoutMs, 0, INT32_MAX),
+  groupMaxSessionTimeoutMs: int('group.max.session.timeout.ms: longest session timeout a member may ask for (ms).',
+    DEFAULT_GROUP_CONFIG.groupMaxSessionTimeoutMs, 0, INT32_MAX),
+  groupInitialRebalanceDelayMs: int('group.initial.rebalance.delay.ms: how long an empty group waits for more members ' +
+    'before forming its first generation (ms); 0: no wait (dev).', DEFAULT_GROUP_CONFIG.groupInitialRebalanceDelayMs, 0, INT32_MAX),
+  groupMaxSize: int('group.max.size: members one group may have (count).', DEFAULT_GROUP_CONFIG.groupMaxSize, 1, INT32_MAX),
+  groupNewMemberJoinTimeoutMs: int('How long a new member may wait in JoinGroup before it is dropped (ms).',
+    DEFAULT_GROUP_CONFIG.groupNewMemberJoinTimeoutMs, 0, INT32_MAX),
+  groupEmptyRetentionMs: int('How long an empty group keeps its in-memory state (ms); its offsets stay (0: forget at once).',
+    DEFAULT_GROUP_CONFIG.groupEmptyRetentionMs, 0, MAX_LONG),
 
   // ---- server limits --------------------------------------------------------------------------------------
   requestBytesMax: int('socket.request.max.bytes: largest request frame; a bigger one closes the connection (bytes).',

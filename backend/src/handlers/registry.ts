@@ -4,6 +4,7 @@
 import type { ApiCodec } from '../protocol/api-codec.ts';
 import { API_CODECS } from '../protocol/generated/index.ts';
 import { createApiVersionsHandler } from './api-versions.ts';
+import { createDataHandlers } from './data-handlers.ts';
 import type { ApiRange } from './api-versions.ts';
 import type { ApiHandler } from './types.ts';
 
@@ -20,7 +21,7 @@ export interface HandlerSettings {
 function handlerList(settings: HandlerSettings, ranges: () => readonly ApiRange[]): ApiHandler[] {
   return [
     createApiVersionsHandler(ranges),
-    // Next, as they land: ...createDataHandlers({ fetchWaitMaxMs: settings.fetchWaitMaxMs }), the group handlers.
+    ...createDataHandlers({ fetchWaitMaxMs: settings.fetchWaitMaxMs }),
   ];
 }
 

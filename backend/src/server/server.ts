@@ -24,7 +24,8 @@ export interface ServerOptions extends ConnectionLimits {
 }
 
 export interface ServerDeps {
-  registry: HandlerRegistry;
+  /** May be left out and given to serve() instead, when handlers need the backend that is opened after listen(). */
+  registry?: HandlerRegistry;
   logger: Logger;
 }
 
@@ -59,7 +60,7 @@ let nextConnectionId = 1;
 
 export class KafkaServer {
   private readonly options: ServerOptions;
-  private readonly registry: HandlerRegistry;
+  private readonly registry: HandlerRegistry | undefined;
   private readonly log: Logger;
   private readonly listeners: net.Server[] = [];
   private readonly bound: BoundAddress[] = [];
@@ -109,10 +110,11 @@ export class KafkaServer {
     return this.addresses();
   }
 
-  /** Start serving requests with this backend. */
-  serve(backend: Backend): void {
+  /** Start serving requests with this backend (and this registry, when the constructor was given none). */
+  serve(backend: Backend, registry: HandlerRegistry | undefined = this.registry): void {
     if (this.frameHandler !== null) throw new Error('KafkaServer.serve() called twice');
-    this.frameHandler = createDispatcher({ registry: this.registry, backend });
+    if (registry === undefined) throw new Error('KafkaServer.serve() needs a handler registry');
+    this.frameHandler = createDispatcher({ registry, backend });
     const waiting = this.waiting;
     this.waiting = [];
     for (const socket of waiting) {
