@@ -1,0 +1,60 @@
+// The seam between the Raft node driver (raft/node.ts) and what runs on top of it (the Kafka state machine in
+// backends/raft/). The driver owns the core, the LMDB log, the snapshot files and the transport; the state
+// machine owns the Kafka state (topics, partition logs, offsets, producer ids).
+
+export type NodeId = number;
+
+/** Thrown by propose()/readIndex() on a node that is not the leader; leaderId -1 when none is known. */
+export class NotLeaderError extends Error {
+  readonly leaderId: NodeId;
+  constructor(leaderId: NodeId, message?: string) {
+    super(message ?? `not the leader (leader: ${leaderId})`);
+    this.name = 'NotLeaderError';
+    this.leaderId = leaderId;
+  }
+}
+
+/** A snapshot's content as a stream of chunks, so a large state never has to sit in memory whole. */
+export type SnapshotChunks = AsyncIterable<Uint8Array>;
+
+export interface StateMachine {
+  /**
+   * The index of the last entry whose effects are durable in the state machine's own storage. After a crash the
+   * driver re-applies every committed entry after it, so apply() must never see an entry twice or miss one:
+   * the state machine stores this index atomically with the state it covers.
+   */
+  appliedIndex(): number;
+  /**
+   * Apply committed entries in order (deterministic: every node computes the same state from the same
+   * entries). Returns one result per entry, handed to the proposer on this node. A thrown error is fatal for
+   * the node (it stops serving rather than diverge).
+   */
+  apply(entries: { index: number; term: number; data: Uint8Array }[]): Promise<unknown[]>;
+  /** Make everything applied so far durable and describe it as a snapshot stream at appliedIndex(). */
+  snapshot(): Promise<{ index: number; chunks: SnapshotChunks }>;
+  /** Replace the whole state with a snapshot taken at `index` (received from a leader or loaded at start). */
+  restore(index: number, chunks: SnapshotChunks): Promise<void>;
+}
+
+export interface LeaderInfo {
+  leaderId: NodeId;
+  term: number;
+  isLeader: boolean;
+}
+
+export interface RaftNodeApi {
+  readonly nodeId: NodeId;
+  start(): Promise<void>;
+  /** Stop ticking, close the transport and the storage; pending proposals reject. */
+  stop(): Promise<void>;
+  /**
+   * Propose one command and resolve with the state machine's result once it was applied on this node.
+   * Rejects with NotLeaderError on a follower, with an error on timeout (proposalTimeoutMs) or leadership loss.
+   */
+  propose(data: Uint8Array, signal?: AbortSignal): Promise<unknown>;
+  /** Linearizable read barrier (ReadIndex): resolves once this leader's applied index covers the read. */
+  readBarrier(signal?: AbortSignal): Promise<void>;
+  leader(): LeaderInfo;
+  onLeaderChange(listener: (info: LeaderInfo) => void): () => void;
+  transferLeadership(to: NodeId): void;
+}
