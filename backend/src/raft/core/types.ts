@@ -65,6 +65,12 @@ export interface ConfChange {
   changes: ConfChangeSingle[];
   /** Force joint consensus even for a single change. */
   joint: boolean;
+  /**
+   * Only when the change enters a joint configuration: leave it automatically once the joint configuration
+   * is applied (the leader proposes the empty ConfChange itself). Default true; false means the operator
+   * leaves explicitly by proposing an empty ConfChange. (Added by the core: not in the first contract.)
+   */
+  autoLeave?: boolean;
 }
 
 export interface SnapshotMetadata {
@@ -153,6 +159,9 @@ export interface SoftState {
  * 2. Only after persisting, send `messages` (persist before send: a vote or an append acknowledgement must
  *    never reach a peer before the state it promises is durable).
  * 3. Apply `committedEntries` in order (they are already durable on a quorum), then call advance(ready).
+ *    If `snapshot` is set, restore the state machine from it before applying `committedEntries`; every
+ *    ConfChange entry is applied by calling RawNode.applyConfChange().
+ * Only one Ready is handed out at a time: ready() throws until advance() got the previous one back.
  */
 export interface Ready {
   softState?: SoftState;
