@@ -1,0 +1,792 @@
+// The durable Raft log and stable store: one LMDB environment holding the log entries and the small records
+// (hard state, compaction point, snapshot metadata, membership). It implements the core's read-only Storage
+// (synchronous reads, which lmdb-js serves from its memory map) and the write side the driver uses:
+// persist() for a Ready, createSnapshot() / compact() for log compaction.
+//
+// Durability. The environment is opened with overlappingSync off (lmdb-js's default on Linux is on, and then
+// its documentation lets a write promise resolve at commit, before the flush). LMDB then commits the classic
+// way: data pages written and fdatasync'ed, then the meta page written through an O_DSYNC descriptor, and
+// only then does lmdb-js resolve the transaction. Every round additionally awaits `root.flushed` (immediate
+// without overlappingSync, the flush with it), so the guarantee does not hang on the open flags alone: lmdb-js
+// keeps the flags of an environment already open in the process. noSync is never set. Checked by
+// backend/test/raft/storage/lmdb-log-store.test.ts: under strace (fsync returns delayed 20 ms) every data.mdb
+// write is fsynced, or went through the O_DSYNC descriptor, before the acknowledgement is printed; and a child
+// killed with SIGKILL right after acknowledgements loses none of them.
+//
+// Group commit. Only one write transaction of ours is in flight at a time. persist() / compact() /
+// createSnapshot() calls made meanwhile wait in a queue, and the next transaction takes all of them (up to
+// persistBatchRequestsMax / persistBatchBytesMax): N concurrent calls cost far fewer than N fsyncs. Each call
+// runs in its own child transaction, so one that fails its checks is rolled back and rejected alone.
+//
+// Compaction. compact(i) durably moves the compaction point (firstIndex() becomes i + 1) in one small
+// transaction; the entries below it are then deleted in the background, at most entriesPerCompactionTxnMax
+// per transaction, riding along with persists so a large compaction never stalls the log.
+//
+// Reads see the state of the last resolved round: bounds (firstIndex/lastIndex), hard state and snapshot
+// metadata come from memory, entry bytes from LMDB. A round that rewrites a suffix only touches indexes the
+// core still holds in its unstable log (it never reads them from storage until the write is acknowledged).
+
+import { open, type Database, type RootDatabase } from 'lmdb';
+import path from 'node:path';
+import {
+  CompactedError,
+  RaftAssertionError,
+  SnapOutOfDateError,
+  UnavailableError,
+  assert,
+} from '../core/errors.ts';
+import type { InitialState, Storage } from '../core/storage.ts';
+import type { ConfState, Entry, HardState, Snapshot, SnapshotMetadata } from '../core/types.ts';
+import { emptyConfState, entrySizeBytes } from '../core/util.ts';
+import {
+  copyConfState,
+  decodeConfState,
+  decodeEntry,
+  decodeHardState,
+  decodeLogStart,
+  decodeSnapshotMetadata,
+  encodeConfState,
+  encodeEntry,
+  encodeHardState,
+  encodeLogStart,
+  encodeSnapshotMetadata,
+  entryKey,
+  entryKeyIndex,
+  openRecord,
+  sealRecord,
+  type LogStart,
+} from './codec.ts';
+import { StorageClosedError, StorageCorruptionError, StorageLimitError } from './errors.ts';
+import { ensureDir } from './fs-util.ts';
+
+export interface LmdbLogStoreSettings {
+  /**
+   * Compacted entries deleted per transaction (count). Bounds the delay one background deletion step adds
+   * to the persist it shares a transaction with. At least 1.
+   */
+  entriesPerCompactionTxnMax: number;
+  /**
+   * Terms of the newest entries kept in memory (count; the cache holds between this and twice this), so
+   * term() near the tail, the core's hot lookup, reads no LMDB page. 0 = no cache.
+   */
+  termCacheEntries: number;
+  /** Calls (persist, compact, createSnapshot) merged into one transaction (count). At least 1. */
+  persistBatchRequestsMax: number;
+  /** Encoded entry bytes merged into one transaction; a single larger call still goes alone. */
+  persistBatchBytesMax: number;
+  /** Calls queued or being written before new ones are refused with StorageLimitError (count). At least 1. */
+  persistQueueRequestsMax: number;
+  /** Largest entry payload accepted (bytes); the value layout allows up to 2^32 - 1. */
+  entryBytesMax: number;
+}
+
+export const DEFAULT_LMDB_LOG_STORE_SETTINGS: Readonly<LmdbLogStoreSettings> = {
+  entriesPerCompactionTxnMax: 2_000,
+  termCacheEntries: 4_096,
+  persistBatchRequestsMax: 1_024,
+  persistBatchBytesMax: 64 * 1024 * 1024,
+  persistQueueRequestsMax: 4_096,
+  entryBytesMax: 64 * 1024 * 1024,
+};
+
+/** What one persist() writes, in this order, in one transaction (the Ready contract, types.ts). */
+export interface PersistRequest {
+  /**
+   * A snapshot received from the leader (Ready.snapshot): replaces the whole log, like
+   * MemoryStorage.applySnapshot. Only its metadata is stored here; the bytes live in the SnapshotStore.
+   */
+  snapshot?: { readonly metadata: SnapshotMetadata };
+  /** Contiguous entries; an index already present replaces it and everything after it. */
+  entries?: readonly Entry[];
+  hardState?: HardState;
+  /** Membership as of the applied index (MemoryStorage.setConfState): returned by initialState(). */
+  confState?: ConfState;
+}
+
+export interface LmdbLogStoreStats {
+  /** Write transactions committed; each ends in one fsync (the group-commit unit). */
+  syncs: number;
+  /** Calls (persist, compact, createSnapshot) completed, accepted or rejected. */
+  requests: number;
+  /** Most calls merged into one transaction so far. */
+  requestsPerSyncMax: number;
+  entriesWritten: number;
+  /** Compacted entries physically deleted. */
+  entriesTrimmed: number;
+}
+
+/** On-disk layout version; a store written by a newer layout is refused, never misread. */
+const FORMAT_VERSION = 1;
+const ENTRIES_DB = 'raft-entries';
+const META_DB = 'raft-meta';
+const REC_FORMAT = 'format';
+const REC_HARD_STATE = 'hardState';
+const REC_LOG_START = 'logStart';
+const REC_SNAPSHOT = 'snapshot';
+const REC_CONF_STATE = 'confState';
+const EMPTY = new Uint8Array(0);
+
+/** The durable state as of the last committed round (replaced, never mutated, after each round). */
+interface View {
+  hardState: HardState;
+  /** Entries <= logStart.index are compacted; logStart.index <= snapshot.index. */
+  logStart: LogStart;
+  lastIndex: number;
+  snapshot: SnapshotMetadata;
+  conf: ConfState;
+}
+
+/** A change the term cache replays once its round is durable. */
+type CacheOp = { at: number; terms: number[] } | { resetTo: number };
+
+/** View being built inside a write transaction, plus what the call being applied changed. */
+interface Working extends View {
+  cacheOps: CacheOp[];
+  entriesWritten: number;
+}
+
+interface Job {
+  /** Encoded entry bytes, for persistBatchBytesMax. */
+  bytes: number;
+  /** Checks the call against `w`, writes it in the current transaction, updates `w`. Throws to reject. */
+  apply(w: Working): unknown;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+interface Outcome {
+  ok: boolean;
+  value: unknown;
+}
+
+interface RoundResult {
+  view: View;
+  cacheOps: CacheOp[];
+  entriesWritten: number;
+  outcomes: Outcome[];
+  /** New trim floor when a deletion step ran, else undefined. */
+  trimFloor: number | undefined;
+  trimmed: number;
+}
+
+/** Directories open in this process: lmdb-js would share one environment between two stores. */
+const openDirs = new Set<string>();
+
+export class LmdbLogStore implements Storage {
+  readonly stats: LmdbLogStoreStats = { syncs: 0, requests: 0, requestsPerSyncMax: 0, entriesWritten: 0, entriesTrimmed: 0 };
+  private readonly settings: LmdbLogStoreSettings;
+  private readonly dir: string;
+  private readonly root: RootDatabase;
+  private readonly entriesDb: Database<Buffer, Buffer>;
+  private readonly metaDb: Database<Buffer, string>;
+  private view: View;
+  private snap: Snapshot;
+  private readonly termCache: TermCache;
+  /** Lowest index that may still be stored at or below logStart.index (deletion pending below it). */
+  private trimFloor: number;
+  private trimError: unknown;
+  private queue: Job[] = [];
+  /** Jobs taken by the round in flight (rejected if the round fails). */
+  private inRound: Job[] = [];
+  private writing = false;
+  private closing = false;
+  private closed = false;
+  /** Set when a commit failed: the on-disk state is uncertain, every later write is refused. */
+  private failure: unknown;
+  private idleWaiters: Array<() => void> = [];
+  private trimWaiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+
+  private constructor(
+    dir: string,
+    root: RootDatabase,
+    entriesDb: Database<Buffer, Buffer>,
+    metaDb: Database<Buffer, string>,
+    settings: LmdbLogStoreSettings,
+  ) {
+    this.dir = dir;
+    this.root = root;
+    this.entriesDb = entriesDb;
+    this.metaDb = metaDb;
+    this.settings = settings;
+    this.view = this.loadView();
+    this.snap = { metadata: this.view.snapshot, data: EMPTY };
+    this.termCache = new TermCache(settings.termCacheEntries, this.view.lastIndex + 1);
+    const firstKey = this.firstStoredIndex();
+    this.trimFloor = firstKey ?? this.view.logStart.index + 1;
+    this.verifyTail();
+  }
+
+  /**
+   * Opens (creating on first use) the store in directory `dir`. A new store is empty: bootstrap a cluster's
+   * membership with persist({ snapshot: emptySnapshot(conf) }), as MemoryStorage(conf) does.
+   */
+  static async open(dir: string, settings: Partial<LmdbLogStoreSettings> = {}): Promise<LmdbLogStore> {
+    const s = { ...DEFAULT_LMDB_LOG_STORE_SETTINGS, ...settings };
+    validateSettings(s);
+    const resolved = path.resolve(dir);
+    if (openDirs.has(resolved)) throw new StorageClosedError(`raft log store ${resolved} is already open`);
+    openDirs.add(resolved);
+    let root: RootDatabase | undefined;
+    try {
+      await ensureDir(resolved);
+      root = open({ path: resolved, overlappingSync: false, maxDbs: 4, compression: false });
+      const entriesDb = root.openDB<Buffer, Buffer>(ENTRIES_DB, { keyEncoding: 'binary', encoding: 'binary' });
+      const metaDb = root.openDB<Buffer, string>(META_DB, { encoding: 'binary' });
+      await initFormat(root, metaDb, resolved);
+      const store = new LmdbLogStore(resolved, root, entriesDb, metaDb, s);
+      store.kick();
+      return store;
+    } catch (err) {
+      openDirs.delete(resolved);
+      if (root !== undefined) await root.close();
+      throw err;
+    }
+  }
+
+  // ---- Storage (reads) ----------------------------------------------------------------------------------
+
+  initialState(): InitialState {
+    this.assertReadable();
+    return { hardState: { ...this.view.hardState }, confState: copyConfState(this.view.conf) };
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    this.assertReadable();
+    const v = this.view;
+    if (lo <= v.logStart.index) throw new CompactedError(lo, v.logStart.index + 1);
+    if (hi > v.lastIndex + 1) throw new UnavailableError(hi - 1, v.lastIndex);
+    assert(lo <= hi, () => `entries: lo ${lo} > hi ${hi}`);
+    const out: Entry[] = [];
+    let size = 0;
+    for (const { key, value } of this.entriesDb.getRange({ start: entryKey(lo), end: entryKey(hi) })) {
+      const index = entryKeyIndex(key);
+      const expected = lo + out.length;
+      if (index !== expected) throw missingEntry(expected);
+      const e = decodeEntry(index, key, value);
+      size += entrySizeBytes(e);
+      // limitSize semantics: the first entry always, then only while the total stays within maxBytes.
+      if (out.length > 0 && size > maxBytes) return out;
+      out.push(e);
+    }
+    if (out.length < hi - lo) throw missingEntry(lo + out.length);
+    return out;
+  }
+
+  term(i: number): number {
+    this.assertReadable();
+    const v = this.view;
+    if (i < v.logStart.index) throw new CompactedError(i, v.logStart.index + 1);
+    if (i > v.lastIndex) throw new UnavailableError(i, v.lastIndex);
+    if (i === v.logStart.index) return v.logStart.term;
+    return this.termCache.get(i) ?? this.readEntry(i).term;
+  }
+
+  firstIndex(): number {
+    return this.view.logStart.index + 1;
+  }
+
+  lastIndex(): number {
+    return this.view.lastIndex;
+  }
+
+  /**
+   * The latest snapshot's metadata. `data` is always empty: the snapshot bytes live in the SnapshotStore
+   * (snapshot-<term>-<index>.snap), which the transport streams to a follower.
+   */
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  // ---- Writes -------------------------------------------------------------------------------------------
+
+  /**
+   * Writes the snapshot metadata, then the entries, then the hard state and membership, in one transaction
+   * shared with the other calls queued meanwhile; resolves once all of it is durable (fsynced). Rejects
+   * (writing nothing of this call) on a gap after the last index (RaftAssertionError), an out-of-date
+   * snapshot (SnapOutOfDateError), a hard state whose term or commit goes back or whose commit is beyond the
+   * last index, a truncation or snapshot that would drop committed entries (RaftAssertionError), an entry
+   * above entryBytesMax or a full queue (StorageLimitError).
+   */
+  persist(req: PersistRequest): Promise<void> {
+    let encoded: EncodedEntries;
+    try {
+      encoded = this.encodeEntries(req.entries ?? []);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue<void>(encoded.bytes, (w) => this.applyPersist(w, req, encoded));
+  }
+
+  /**
+   * Records a snapshot the application made of its state at applied index `index` with membership `conf`
+   * (write the SnapshotStore file first). Like MemoryStorage.createSnapshot it removes no entries: call
+   * compact() for that. Rejects with SnapOutOfDateError if not newer than the current snapshot,
+   * UnavailableError beyond the last index, RaftAssertionError beyond the persisted commit index.
+   */
+  createSnapshot(index: number, conf: ConfState): Promise<SnapshotMetadata> {
+    return this.enqueue<SnapshotMetadata>(0, (w) => this.applyCreateSnapshot(w, index, conf));
+  }
+
+  /**
+   * Discards entries up to and including `index` (which must be covered by the snapshot). Resolves once the
+   * new compaction point is durable: firstIndex() = index + 1 and term(index) is kept. The entries are then
+   * deleted in the background (see trimmed()). Rejects with CompactedError if already compacted,
+   * UnavailableError beyond the last index, RaftAssertionError beyond the snapshot index.
+   */
+  compact(index: number): Promise<void> {
+    return this.enqueue<void>(0, (w) => this.applyCompact(w, index));
+  }
+
+  /** Resolves once every compacted entry has been physically deleted (or the store closes). */
+  trimmed(): Promise<void> {
+    if (this.trimError !== undefined) return Promise.reject(this.trimError);
+    if (!this.trimWanted() || this.closed) return Promise.resolve();
+    return new Promise((resolve, reject) => this.trimWaiters.push({ resolve, reject }));
+  }
+
+  /** Finishes the queued calls (not the background deletion: it resumes at the next open), then closes. */
+  async close(): Promise<void> {
+    if (this.closing) {
+      if (!this.closed) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      return;
+    }
+    this.closing = true;
+    if (this.writing || this.queue.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    this.closed = true;
+    this.settleTrimWaiters();
+    openDirs.delete(this.dir);
+    await this.root.close();
+  }
+
+  // ---- The writer ---------------------------------------------------------------------------------------
+
+  private enqueue<T>(bytes: number, apply: (w: Working) => T): Promise<T> {
+    if (this.closing) return Promise.reject(new StorageClosedError(`raft log store ${this.dir} is closed`));
+    if (this.failure !== undefined) {
+      return Promise.reject(new StorageClosedError(`raft log store ${this.dir} failed`, { cause: this.failure }));
+    }
+    if (this.queue.length + this.inRound.length >= this.settings.persistQueueRequestsMax) {
+      return Promise.reject(
+        new StorageLimitError(`raft log store: ${this.settings.persistQueueRequestsMax} calls pending (persistQueueRequestsMax)`),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ bytes, apply, resolve: resolve as (v: unknown) => void, reject });
+      this.kick();
+    });
+  }
+
+  /** Starts a round unless one is in flight; the round takes the queue when its transaction begins. */
+  private kick(): void {
+    if (this.writing || this.closed) return;
+    const trim = this.trimWanted() && !this.closing;
+    if (this.failure !== undefined || (this.queue.length === 0 && !trim)) {
+      this.settleIdle();
+      return;
+    }
+    this.writing = true;
+    void this.round().then(() => {
+      this.writing = false;
+      // A deletion-only round yields to I/O first: background work must not monopolize the loop.
+      if (this.queue.length === 0 && this.trimWanted() && !this.closing) setImmediate(() => this.kick());
+      else this.kick();
+    });
+  }
+
+  /** One write transaction + fsync. Never rejects: outcomes go to the jobs. */
+  private async round(): Promise<void> {
+    let applied = false;
+    let result: RoundResult | undefined;
+    try {
+      // A child (abortable) transaction: if applyRound threw, nothing of it would be committed.
+      result = (await this.root.childTransaction(() => {
+        const r = this.applyRound();
+        applied = true;
+        return r;
+      })) as RoundResult;
+      await this.root.flushed;
+    } catch (err) {
+      const jobs = this.inRound;
+      this.inRound = [];
+      // applyRound threw (a bug): nothing was written, the view is unchanged. A failed commit or flush
+      // instead leaves the disk uncertain: refuse every later write (the node must restart and reload).
+      if (applied) this.fail(err);
+      for (const job of jobs) job.reject(err);
+      return;
+    }
+    this.publish(result);
+  }
+
+  /** Runs inside the write transaction: applies every queued call in its own child transaction. */
+  private applyRound(): RoundResult {
+    const jobs = this.takeBatch();
+    this.inRound = jobs;
+    let view = this.view;
+    const cacheOps: CacheOp[] = [];
+    let entriesWritten = 0;
+    const outcomes: Outcome[] = [];
+    for (const job of jobs) {
+      // Applied to a copy: a call that throws leaves neither the transaction nor the view changed.
+      const w: Working = { ...view, cacheOps: [], entriesWritten: 0 };
+      try {
+        const value = this.nested(() => job.apply(w));
+        const { cacheOps: ops, entriesWritten: written, ...next } = w;
+        view = next;
+        cacheOps.push(...ops);
+        entriesWritten += written;
+        outcomes.push({ ok: true, value });
+      } catch (err) {
+        outcomes.push({ ok: false, value: err });
+      }
+    }
+    const { floor, trimmed } = this.trimStep(view.logStart.index);
+    return { view, cacheOps, entriesWritten, outcomes, trimFloor: floor, trimmed };
+  }
+
+  private takeBatch(): Job[] {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.queue.length && n < this.settings.persistBatchRequestsMax) {
+      const b = this.queue[n]!.bytes;
+      if (n > 0 && bytes + b > this.settings.persistBatchBytesMax) break;
+      bytes += b;
+      n++;
+    }
+    return this.queue.splice(0, n);
+  }
+
+  /** After the commit is durable: publish the new view, then settle the calls in order. */
+  private publish(r: RoundResult): void {
+    const jobs = this.inRound;
+    this.inRound = [];
+    if (r.view.snapshot !== this.view.snapshot) this.snap = { metadata: r.view.snapshot, data: EMPTY };
+    this.view = r.view;
+    for (const op of r.cacheOps) {
+      if ('resetTo' in op) this.termCache.reset(op.resetTo);
+      else this.termCache.append(op.at, op.terms);
+    }
+    if (r.trimFloor !== undefined) this.trimFloor = r.trimFloor;
+    this.stats.syncs++;
+    this.stats.requests += jobs.length;
+    this.stats.entriesTrimmed += r.trimmed;
+    this.stats.entriesWritten += r.entriesWritten;
+    this.stats.requestsPerSyncMax = Math.max(this.stats.requestsPerSyncMax, jobs.length);
+    for (let i = 0; i < jobs.length; i++) {
+      const o = r.outcomes[i]!;
+      if (o.ok) jobs[i]!.resolve(o.value);
+      else jobs[i]!.reject(o.value);
+    }
+    if (!this.trimWanted()) this.settleTrimWaiters();
+  }
+
+  private fail(err: unknown): void {
+    this.failure = err;
+    const queued = this.queue;
+    this.queue = [];
+    const closed = new StorageClosedError(`raft log store ${this.dir} failed`, { cause: err });
+    for (const job of queued) job.reject(closed);
+    this.settleTrimWaiters();
+    this.settleIdle();
+  }
+
+  private settleIdle(): void {
+    if (this.writing || this.queue.length > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private settleTrimWaiters(): void {
+    const waiters = this.trimWaiters;
+    this.trimWaiters = [];
+    for (const w of waiters) {
+      if (this.trimError !== undefined && !this.closed) w.reject(this.trimError);
+      else w.resolve();
+    }
+  }
+
+  // ---- Applying calls (inside the write transaction) ----------------------------------------------------
+
+  private applyPersist(w: Working, req: PersistRequest, enc: EncodedEntries): void {
+    if (req.snapshot !== undefined) this.applySnapshot(w, req.snapshot.metadata);
+    if (enc.keys.length > 0) this.applyEntries(w, req.entries!, enc);
+    if (req.hardState !== undefined) this.applyHardState(w, req.hardState);
+    if (req.confState !== undefined) {
+      w.conf = copyConfState(req.confState);
+      this.putRecord(REC_CONF_STATE, encodeConfState(w.conf));
+    }
+  }
+
+  /** MemoryStorage.applySnapshot: the log becomes empty after the snapshot. */
+  private applySnapshot(w: Working, meta: SnapshotMetadata): void {
+    const current = w.snapshot.index;
+    const bootstrap = current === 0 && w.lastIndex === 0;
+    if (meta.index <= current && !bootstrap) throw new SnapOutOfDateError(meta.index, current);
+    if (meta.index < w.hardState.commit) {
+      throw new RaftAssertionError(`persist: snapshot at ${meta.index} is behind the commit index ${w.hardState.commit}`);
+    }
+    // Entries after the snapshot must go now (they would extend the new log); those up to it are merely
+    // unreachable below the new log start and are deleted in the background.
+    this.removeRange(meta.index + 1, w.lastIndex);
+    w.snapshot = { index: meta.index, term: meta.term, conf: copyConfState(meta.conf) };
+    w.logStart = { index: meta.index, term: meta.term };
+    w.conf = copyConfState(meta.conf);
+    w.lastIndex = meta.index;
+    this.putRecord(REC_SNAPSHOT, encodeSnapshotMetadata(w.snapshot));
+    this.putRecord(REC_LOG_START, encodeLogStart(w.logStart));
+    this.putRecord(REC_CONF_STATE, encodeConfState(w.conf));
+    w.cacheOps.push({ resetTo: meta.index + 1 });
+  }
+
+  /** MemoryStorage.append: skip compacted entries, truncate a conflicting suffix, refuse a gap. */
+  private applyEntries(w: Working, entries: readonly Entry[], enc: EncodedEntries): void {
+    const first = w.logStart.index + 1;
+    const e0 = entries[0]!.index;
+    const last = e0 + entries.length - 1;
+    if (last < first) return;
+    const skip = Math.max(0, first - e0);
+    const at = e0 + skip;
+    assert(at <= w.lastIndex + 1, () => `persist: gap, last index ${w.lastIndex}, appending ${at}`);
+    // A committed entry is never removed: the commit index must stay within the log (checked at open too).
+    if (last < w.hardState.commit) {
+      throw new RaftAssertionError(`persist: truncating the log to ${last} drops committed entries (commit ${w.hardState.commit})`);
+    }
+    for (let i = skip; i < entries.length; i++) this.entriesDb.put(enc.keys[i]!, enc.values[i]!);
+    w.entriesWritten += entries.length - skip;
+    this.removeRange(last + 1, w.lastIndex);
+    w.lastIndex = last;
+    w.cacheOps.push({ at, terms: entries.slice(skip).map((e) => e.term) });
+  }
+
+  private applyHardState(w: Working, hs: HardState): void {
+    const prev = w.hardState;
+    if (hs.term < prev.term) throw new RaftAssertionError(`persist: hard state term ${hs.term} < ${prev.term}`);
+    if (hs.commit < prev.commit) throw new RaftAssertionError(`persist: commit ${hs.commit} < ${prev.commit}`);
+    if (hs.commit > w.lastIndex) {
+      throw new RaftAssertionError(`persist: commit ${hs.commit} beyond the last index ${w.lastIndex}`);
+    }
+    w.hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
+    this.putRecord(REC_HARD_STATE, encodeHardState(w.hardState));
+  }
+
+  private applyCreateSnapshot(w: Working, index: number, conf: ConfState): SnapshotMetadata {
+    if (index <= w.snapshot.index) throw new SnapOutOfDateError(index, w.snapshot.index);
+    if (index > w.lastIndex) throw new UnavailableError(index, w.lastIndex);
+    // The application can only have applied committed entries; a snapshot past the commit index is a bug.
+    if (index > w.hardState.commit) {
+      throw new RaftAssertionError(`snapshot index ${index} > persisted commit ${w.hardState.commit}`);
+    }
+    w.snapshot = { index, term: this.termInTxn(w, index), conf: copyConfState(conf) };
+    this.putRecord(REC_SNAPSHOT, encodeSnapshotMetadata(w.snapshot));
+    return { ...w.snapshot, conf: copyConfState(w.snapshot.conf) };
+  }
+
+  private applyCompact(w: Working, index: number): void {
+    if (index <= w.logStart.index) throw new CompactedError(index, w.logStart.index + 1);
+    if (index > w.lastIndex) throw new UnavailableError(index, w.lastIndex);
+    // Compacting past the snapshot would leave followers needing those entries nothing to catch up from.
+    if (index > w.snapshot.index) {
+      throw new RaftAssertionError(`compact ${index} beyond the snapshot at ${w.snapshot.index}`);
+    }
+    w.logStart = { index, term: this.termInTxn(w, index) };
+    this.putRecord(REC_LOG_START, encodeLogStart(w.logStart));
+  }
+
+  /** Deletes up to entriesPerCompactionTxnMax compacted entries (at or below `logStartIndex`). */
+  private trimStep(logStartIndex: number): { floor: number | undefined; trimmed: number } {
+    if (this.trimFloor > logStartIndex || this.trimError !== undefined) return { floor: undefined, trimmed: 0 };
+    const limit = this.settings.entriesPerCompactionTxnMax;
+    try {
+      return this.nested(() => {
+        const keys: Buffer[] = [];
+        for (const key of this.entriesDb.getKeys({ start: entryKey(this.trimFloor), end: entryKey(logStartIndex + 1), limit })) {
+          keys.push(key);
+        }
+        for (const key of keys) this.entriesDb.remove(key);
+        const floor = keys.length < limit ? logStartIndex + 1 : entryKeyIndex(keys[keys.length - 1]!) + 1;
+        return { floor, trimmed: keys.length };
+      });
+    } catch (err) {
+      // Deleting compacted entries is housekeeping: stop it (trimmed() reports the error), keep the log going.
+      this.trimError = err;
+      return { floor: undefined, trimmed: 0 };
+    }
+  }
+
+  /**
+   * Runs `fn` in a child transaction of the current write transaction: synchronous (lmdb-js runs a nested
+   * child transaction inline), committed into the parent when `fn` returns, aborted when it throws.
+   */
+  private nested<T>(fn: () => T): T {
+    const result = this.root.childTransaction(fn) as unknown;
+    assert(!(result instanceof Promise), 'child transaction ran outside the write transaction');
+    return result as T;
+  }
+
+  private removeRange(lo: number, hi: number): void {
+    for (let i = lo; i <= hi; i++) this.entriesDb.remove(entryKey(i));
+  }
+
+  /** Term of an entry inside the write transaction (sees this round's writes). */
+  private termInTxn(w: Working, index: number): number {
+    if (index === w.logStart.index) return w.logStart.term;
+    return this.readEntry(index).term;
+  }
+
+  private putRecord(name: string, payload: Buffer): void {
+    this.metaDb.put(name, sealRecord(name, payload));
+  }
+
+  private encodeEntries(entries: readonly Entry[]): EncodedEntries {
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    let bytes = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      assert(e.index === entries[0]!.index + i, 'persist: entries are not contiguous');
+      if (e.data.byteLength > this.settings.entryBytesMax) {
+        throw new StorageLimitError(`entry ${e.index} of ${e.data.byteLength} bytes exceeds entryBytesMax ${this.settings.entryBytesMax}`);
+      }
+      const key = entryKey(e.index);
+      const value = encodeEntry(e, key);
+      keys.push(key);
+      values.push(value);
+      bytes += value.length;
+    }
+    return { keys, values, bytes };
+  }
+
+  // ---- Loading ------------------------------------------------------------------------------------------
+
+  private loadView(): View {
+    const hardState = this.readRecord(REC_HARD_STATE, decodeHardState) ?? { term: 0, vote: 0, commit: 0 };
+    const logStart = this.readRecord(REC_LOG_START, decodeLogStart) ?? { index: 0, term: 0 };
+    const snapshot = this.readRecord(REC_SNAPSHOT, decodeSnapshotMetadata) ?? { index: 0, term: 0, conf: emptyConfState() };
+    // Absent until a snapshot is applied or persist() records one: like MemoryStorage() without a conf.
+    const conf = this.readRecord(REC_CONF_STATE, decodeConfState) ?? emptyConfState();
+    const lastKey = this.lastStoredIndex();
+    const lastIndex = Math.max(logStart.index, lastKey ?? 0);
+    if (logStart.index > snapshot.index) {
+      throw new StorageCorruptionError(`raft log start ${logStart.index} is beyond the snapshot at ${snapshot.index}`);
+    }
+    if (hardState.commit > lastIndex) {
+      throw new StorageCorruptionError(`raft commit index ${hardState.commit} is beyond the last entry ${lastIndex}`);
+    }
+    return { hardState, logStart, lastIndex, snapshot, conf };
+  }
+
+  /** Decodes the last entry once at open: a damaged tail is reported before the node acts on it. */
+  private verifyTail(): void {
+    if (this.view.lastIndex > this.view.logStart.index) this.readEntry(this.view.lastIndex);
+  }
+
+  private readRecord<T>(name: string, decode: (payload: Buffer) => T): T | undefined {
+    const value = this.metaDb.get(name);
+    return value === undefined ? undefined : decode(openRecord(name, value));
+  }
+
+  private readEntry(index: number): Entry {
+    const key = entryKey(index);
+    const value = this.entriesDb.get(key);
+    if (value === undefined) throw missingEntry(index);
+    return decodeEntry(index, key, value);
+  }
+
+  private firstStoredIndex(): number | undefined {
+    for (const key of this.entriesDb.getKeys({ limit: 1 })) return entryKeyIndex(key);
+    return undefined;
+  }
+
+  private lastStoredIndex(): number | undefined {
+    for (const key of this.entriesDb.getKeys({ reverse: true, limit: 1 })) return entryKeyIndex(key);
+    return undefined;
+  }
+
+  private trimWanted(): boolean {
+    return this.trimFloor <= this.view.logStart.index && this.trimError === undefined;
+  }
+
+  private assertReadable(): void {
+    if (this.closed) throw new StorageClosedError(`raft log store ${this.dir} is closed`);
+  }
+}
+
+interface EncodedEntries {
+  keys: Buffer[];
+  values: Buffer[];
+  bytes: number;
+}
+
+function missingEntry(index: number): StorageCorruptionError {
+  return new StorageCorruptionError(`raft log entry ${index} is missing`, index);
+}
+
+async function initFormat(root: RootDatabase, metaDb: Database<Buffer, string>, dir: string): Promise<void> {
+  const stored = metaDb.get(REC_FORMAT);
+  if (stored !== undefined) {
+    const version = openRecord(REC_FORMAT, stored).readUInt32BE(0);
+    if (version !== FORMAT_VERSION) {
+      throw new StorageCorruptionError(`raft log store ${dir} has format ${version}; this build reads format ${FORMAT_VERSION}`);
+    }
+    return;
+  }
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32BE(FORMAT_VERSION, 0);
+  await root.transaction(() => metaDb.put(REC_FORMAT, sealRecord(REC_FORMAT, payload)));
+  await root.flushed;
+}
+
+function validateSettings(s: LmdbLogStoreSettings): void {
+  const atLeast = (name: keyof LmdbLogStoreSettings, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+    const v = s[name];
+    if (!Number.isSafeInteger(v) || v < min || v > max) {
+      throw new RangeError(`raft log store setting ${name} must be an integer in [${min}, ${max}], got ${v}`);
+    }
+  };
+  atLeast('entriesPerCompactionTxnMax', 1);
+  atLeast('termCacheEntries', 0);
+  atLeast('persistBatchRequestsMax', 1);
+  atLeast('persistBatchBytesMax', 1);
+  atLeast('persistQueueRequestsMax', 1);
+  atLeast('entryBytesMax', 0, 2 ** 32 - 1);
+}
+
+/**
+ * Terms of the newest entries: terms[k] is the term of index start + k. Only updated with committed rounds, so
+ * it always agrees with the durable log.
+ */
+class TermCache {
+  private start: number;
+  private terms: number[] = [];
+
+  constructor(
+    private readonly max: number,
+    next: number,
+  ) {
+    this.start = next;
+  }
+
+  get(i: number): number | undefined {
+    const k = i - this.start;
+    return k >= 0 && k < this.terms.length ? this.terms[k] : undefined;
+  }
+
+  reset(next: number): void {
+    this.start = next;
+    this.terms = [];
+  }
+
+  /** Entries from index `at` on now have `terms` (a suffix from `at` was replaced). */
+  append(at: number, terms: number[]): void {
+    if (this.max === 0) return;
+    // Not adjacent to what is cached (a truncation below the cached range): start over from `at`.
+    if (at < this.start || at > this.start + this.terms.length) this.reset(at);
+    this.terms.length = at - this.start;
+    for (const t of terms) this.terms.push(t);
+    if (this.terms.length > 2 * this.max) {
+      const drop = this.terms.length - this.max;
+      this.terms.splice(0, drop);
+      this.start += drop;
+    }
+  }
+}
