@@ -8,6 +8,9 @@
 //   consumer saw can vanish in a power loss); otherwise every written batch is visible at once.
 // - append() does all of its work (validate, assign offsets, write) synchronously, so appends to one partition
 //   are serialised by the event loop without a lock; only waiting for the fsync is asynchronous.
+// - producers (idempotent producer state) describes exactly the batches in [0, logEndOffset): it is checked
+//   and updated inside that same synchronous step, and snapshots of it are written only at points whose data
+//   is already fsynced (segment roll, clean close).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +31,9 @@ import {
   segmentFileName,
 } from './segment.ts';
 import type { IndexPolicy } from './segment.ts';
+import { DEFAULT_PRODUCER_STATE_CONFIG, ProducerStateTable } from './producer-state.ts';
+import type { ProducerStateConfig, ProducerStateView } from './producer-state.ts';
+import { loadProducerState, writeProducerSnapshot } from './producer-state-store.ts';
 
 const INT32_MAX = 2147483647;
 /** Default cap on the bytes one read() gathers (the first batch is returned whole even when larger). */
@@ -42,6 +48,15 @@ export interface PartitionLogOptions {
   nowMs: () => number;
   /** Most bytes one read() gathers beyond the first batch (bytes); default READ_BYTES_MAX_DEFAULT. */
   readBytesMax?: number;
+  /** Idempotent producer bookkeeping limits; default DEFAULT_PRODUCER_STATE_CONFIG. */
+  producerState?: ProducerStateConfig;
+  /**
+   * Cluster mode: every append is already durable in the Raft log before it reaches this log, so an append
+   * never waits for an fsync and the high watermark follows the log end offset at once; flush.messages and
+   * flush.ms still start syncs, in the background (they bound what a power loss makes the node re-apply).
+   * Default false (single-node mode: the flush policy decides when an append is acknowledged).
+   */
+  durableElsewhere?: boolean;
 }
 
 export interface LogAppendOptions {
@@ -55,6 +70,12 @@ export interface LogAppendResult {
   /** The broker time stamped into the batches with LogAppendTime, else -1. */
   logAppendTimeMs: number;
   logStartOffset: number;
+  /**
+   * The payload was a retry of batches already in the log (same producer, epoch and sequences): nothing was
+   * written and the offsets are those of the original append, which the producer must be told (Kafka answers
+   * such a retry with success and the original base offset).
+   */
+  duplicate: boolean;
 }
 
 export interface LogReadResult {
@@ -123,8 +144,22 @@ export class PartitionLog {
   private readonly listeners = new Set<LogAppendListener>();
   private failure: Error | null = null;
   private closed = false;
+  /** Retried batches answered with their original offsets since open (metrics, tests). */
+  duplicatesTotal = 0;
+  private readonly producers: ProducerStateTable;
+  private producerConfig: ProducerStateConfig;
+  private lastProducerExpiryMs: number;
+  private readonly durableElsewhere: boolean;
 
-  private constructor(dir: string, config: LogConfig, options: PartitionLogOptions, logger: Logger, segments: LogSegment[], startOffset: number) {
+  private constructor(
+    dir: string,
+    config: LogConfig,
+    options: PartitionLogOptions,
+    logger: Logger,
+    segments: LogSegment[],
+    startOffset: number,
+    producers: ProducerStateTable,
+  ) {
     this.dir = dir;
     this.config = { ...config };
     this.policy = indexPolicyOf(config);
@@ -136,6 +171,10 @@ export class PartitionLog {
     this.startOffset = startOffset;
     this.hw = this.endOffset;
     this.syncedOffset = this.endOffset;
+    this.producers = producers;
+    this.producerConfig = { ...(options.producerState ?? DEFAULT_PRODUCER_STATE_CONFIG) };
+    this.lastProducerExpiryMs = options.nowMs();
+    this.durableElsewhere = options.durableElsewhere ?? false;
   }
 
   /**
@@ -177,8 +216,15 @@ export class PartitionLog {
       throw err;
     }
     const startOffset = Math.max(checkpoint ?? 0, segments[0]!.baseOffset);
-    const log = new PartitionLog(dir, config, options, logger, segments, startOffset);
-    logger.debug({ logStartOffset: startOffset, logEndOffset: log.endOffset, segments: segments.length }, 'partition log opened');
+    let producers: ProducerStateTable;
+    try {
+      producers = openProducerState(dir, segments, options, logger);
+    } catch (err) {
+      for (const seg of segments) seg.close();
+      throw err;
+    }
+    const log = new PartitionLog(dir, config, options, logger, segments, startOffset, producers);
+    logger.debug({ logStartOffset: startOffset, logEndOffset: log.endOffset, segments: segments.length, producers: producers.size }, 'partition log opened');
     return log;
   }
 
@@ -223,15 +269,24 @@ export class PartitionLog {
    */
   async append(payload: Buffer, options: LogAppendOptions = {}): Promise<LogAppendResult> {
     const result = this.appendNow(payload, options.leaderEpoch ?? 0);
-    if (this.syncBeforeAck || this.unsyncedMessages >= this.config.flushMessages) await this.requestSync();
-    else this.armFlushTimer();
+    if (result.duplicate) {
+      // The original append may still wait for its fsync: the retry is acknowledged no earlier than it.
+      if (this.syncBeforeAck && this.syncedOffset <= result.lastOffset) await this.requestSync();
+      return result;
+    }
+    if (this.syncBeforeAck || this.unsyncedMessages >= this.config.flushMessages) {
+      if (this.durableElsewhere) this.syncInBackground();
+      else await this.requestSync();
+    } else {
+      this.armFlushTimer();
+    }
     return result;
   }
 
   /**
    * Everything append does before waiting: runs to completion without yielding, which is what serialises
-   * appends per partition. (Idempotent producers, later: check each view's producerId / producerEpoch /
-   * baseSequence against the producer state here, after validation and before any byte is written.)
+   * appends per partition, idempotent producer checks included (checked after validation and before any byte
+   * is written; recorded once the bytes are written).
    */
   private appendNow(payload: Buffer, leaderEpoch: number): LogAppendResult {
     this.ensureWritable();
@@ -240,6 +295,9 @@ export class PartitionLog {
     for (const v of views) recordCount += v.lastOffsetDelta + 1;
     if (recordCount > INT32_MAX) throw new KafkaError(ErrorCode.INVALID_RECORD, `payload claims ${recordCount} records`);
     const now = this.nowMs();
+    this.maybeExpireProducers(now);
+    const producerCheck = this.producers.check(views, now);
+    if (producerCheck.duplicate) return this.duplicateResult(views[0]!, producerCheck);
     const baseOffset = this.endOffset;
     const lastOffset = baseOffset + recordCount - 1;
     this.maybeRoll(payload.length, lastOffset, now);
@@ -252,9 +310,32 @@ export class PartitionLog {
     }
     this.active.lastModifiedMs = now;
     this.endOffset = lastOffset + 1;
+    this.producers.record(views, now);
     this.unsyncedMessages += recordCount;
     if (!this.syncBeforeAck) this.advanceHighWatermark(this.endOffset);
-    return { baseOffset, lastOffset, logAppendTimeMs, logStartOffset: this.startOffset };
+    return { baseOffset, lastOffset, logAppendTimeMs, logStartOffset: this.startOffset, duplicate: false };
+  }
+
+  /** A retried payload: the original offsets (and, with LogAppendTime, the original append time). */
+  private duplicateResult(first: BatchView, dup: { firstOffset: number; lastOffset: number; timestamp: number }): LogAppendResult {
+    this.duplicatesTotal++;
+    this.logger.debug({ producerId: first.producerId, baseSequence: first.baseSequence, offset: dup.firstOffset }, 'duplicate batch: answering with the original offsets');
+    const logAppendTimeMs = this.config.messageTimestampType === 'LogAppendTime' ? dup.timestamp : -1;
+    return { baseOffset: dup.firstOffset, lastOffset: dup.lastOffset, logAppendTimeMs, logStartOffset: this.startOffset, duplicate: true };
+  }
+
+  /** producer.id.expiration.check.interval.ms: expiry is a pass over every producer, so it runs that rarely. */
+  private maybeExpireProducers(now: number): void {
+    if (now - this.lastProducerExpiryMs < this.producerConfig.producerIdExpirationCheckIntervalMs) return;
+    this.lastProducerExpiryMs = now;
+    const expired = this.producers.expire(now);
+    if (expired > 0) this.logger.info({ expired, remaining: this.producers.size }, 'expired idle producer ids');
+  }
+
+  /** Read-only producer state (DescribeProducers): every producer id this partition remembers. */
+  producerStates(): ProducerStateView[] {
+    this.ensureOpen();
+    return this.producers.views(this.nowMs());
   }
 
   private assignOffsets(payload: Buffer, views: BatchView[], baseOffset: number, leaderEpoch: number, logAppendTimeMs: number): void {
@@ -277,7 +358,7 @@ export class PartitionLog {
   }
 
   private get syncBeforeAck(): boolean {
-    return this.config.flushMessages <= 1;
+    return !this.durableElsewhere && this.config.flushMessages <= 1;
   }
 
   private maybeRoll(payloadBytes: number, lastOffset: number, now: number): void {
@@ -291,10 +372,14 @@ export class PartitionLog {
     if (reason !== null) this.roll(reason, now);
   }
 
-  /** Seals the active segment (fsynced) and starts a new one at the log end offset. */
+  /**
+   * Seals the active segment (fsynced), snapshots the producer state at the log end offset (everything below
+   * it is durable now), and starts a new segment there. One directory fsync covers both new files.
+   */
   private roll(reason: string, now: number): void {
     try {
       this.active.seal();
+      this.snapshotProducers();
       this.segments.push(LogSegment.create(this.dir, this.endOffset, now));
       fsyncDir(this.dir);
     } catch (err) {
@@ -304,7 +389,23 @@ export class PartitionLog {
     this.markSynced(this.endOffset); // sealing fsynced everything written so far
   }
 
+  /** A failed snapshot costs only a longer rebuild at the next open: logged, never fatal to the log. */
+  private snapshotProducers(): boolean {
+    try {
+      writeProducerSnapshot(this.dir, this.endOffset, this.producers);
+      return true;
+    } catch (err) {
+      this.logger.warn({ err, offset: this.endOffset }, 'writing the producer state snapshot failed');
+      return false;
+    }
+  }
+
   // ---- durability ----------------------------------------------------------------------------------------
+
+  /** durableElsewhere: a sync nobody waits for (a failure is logged by fail() and stops further appends). */
+  private syncInBackground(): void {
+    this.requestSync().catch(() => {});
+  }
 
   /** Group commit: starts a sync now, or joins the one queued behind the running sync. */
   private requestSync(): Promise<void> {
@@ -502,6 +603,59 @@ export class PartitionLog {
     return this.startOffset;
   }
 
+  /**
+   * Cluster-mode recovery: removes every batch at and after `offset`, which must be a batch boundary, so that a
+   * replicated state machine can re-apply the entries after its recorded point without duplicating a batch.
+   * A log that already ends at or before `offset` is left alone (the caller judges a log that is too short).
+   * When no batch below `offset` is left (retention or DeleteRecords removed them), the log restarts empty at
+   * `offset`; a start offset beyond it comes back to it (the re-applied DeleteRecords moves it again).
+   * Producer state is rebuilt for the shortened log. Call it before anything appends to or reads the log.
+   */
+  async truncateTo(offset: number): Promise<void> {
+    this.ensureWritable();
+    if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`cannot truncate to ${offset}`);
+    if (offset >= this.endOffset) return;
+    while (this.syncRunning !== null) await this.syncRunning.catch(() => {});
+    const kept = this.segments.filter((s) => s.baseOffset < offset);
+    const doomed = this.segments.filter((s) => s.baseOffset >= offset);
+    try {
+      for (const seg of doomed) this.removeNow(seg.markDeleted());
+      const now = this.nowMs();
+      const last = kept.pop();
+      kept.push(last === undefined ? LogSegment.create(this.dir, offset, now) : this.reopenTruncated(last, offset, now));
+      fsyncDir(this.dir);
+    } catch (err) {
+      throw this.fail('truncate', err);
+    }
+    this.segments = kept;
+    this.endOffset = this.active.nextOffset;
+    if (this.endOffset !== offset) throw this.fail('truncate', new Error(`offset ${offset} is not a batch boundary (log now ends at ${this.endOffset})`));
+    this.hw = this.endOffset;
+    this.syncedOffset = this.endOffset;
+    this.unsyncedMessages = 0;
+    const start = Math.min(Math.max(this.startOffset, this.segments[0]!.baseOffset), offset);
+    if (start !== this.startOffset) {
+      this.startOffset = start;
+      await this.persistStartOffset();
+    }
+    const loaded = loadProducerState(this.dir, this.segments, this.endOffset, this.producers, this.logger, this.nowMs());
+    this.logger.warn({ logEndOffset: offset, segmentsRemoved: doomed.length, producers: this.producers.size, ...loaded }, 'log truncated for re-application');
+  }
+
+  /** Cuts `seg` at `offset` (fsynced) and reopens it as the active segment, indexes rebuilt. */
+  private reopenTruncated(seg: LogSegment, offset: number, now: number): LogSegment {
+    const position = seg.nextOffset > offset ? seg.locate(offset) : -1;
+    seg.close();
+    const fd = fs.openSync(seg.logPath, 'r+');
+    try {
+      if (position >= 0) fs.ftruncateSync(fd, position);
+      fs.fdatasyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return LogSegment.recoverActive(this.dir, seg.baseOffset, this.policy, this.logger, now);
+  }
+
   /** Writes the current start offset; writes are chained so the newest value is always written last. */
   private persistStartOffset(): Promise<void> {
     const run = this.checkpointChain.then(() => writeLogStartCheckpoint(this.dir, this.startOffset));
@@ -519,6 +673,8 @@ export class PartitionLog {
    */
   applyRetention(nowMs: number = this.nowMs()): RetentionResult {
     this.ensureOpen();
+    // Producer state is not tied to segments (KIP-360): retention only gives expiry a chance on idle partitions.
+    this.maybeExpireProducers(nowMs);
     const closedCount = this.segments.length - 1;
     let count = this.countBelowStart();
     if (this.config.retentionMs >= 0) {
@@ -588,6 +744,12 @@ export class PartitionLog {
   // ---- lifecycle -----------------------------------------------------------------------------------------
 
   /** Applies changed topic configs; index and size limits apply from the next append / roll. */
+  /** Applies changed producer state limits (producer.id.expiration.ms ...) from the next append. */
+  updateProducerStateConfig(config: ProducerStateConfig): void {
+    this.producerConfig = { ...config };
+    this.producers.updateConfig(config);
+  }
+
   updateConfig(config: LogConfig): void {
     this.config = { ...config };
     this.policy = indexPolicyOf(config);
@@ -611,6 +773,8 @@ export class PartitionLog {
       try {
         this.active.syncAll();
         this.markSynced(this.endOffset);
+        // The next open starts from here without scanning the log.
+        if (this.snapshotProducers()) fsyncDir(this.dir);
       } catch (err) {
         this.logger.error({ err }, 'final sync at close failed');
       }
@@ -650,6 +814,18 @@ export class PartitionLog {
     }
     return new KafkaError(ErrorCode.KAFKA_STORAGE_ERROR, `${operation} failed: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** Rebuilds the producer state of freshly opened segments (after any torn tail was truncated). */
+function openProducerState(dir: string, segments: LogSegment[], options: PartitionLogOptions, logger: Logger): ProducerStateTable {
+  const config = options.producerState ?? DEFAULT_PRODUCER_STATE_CONFIG;
+  const table = new ProducerStateTable(config);
+  const logEndOffset = segments[segments.length - 1]!.nextOffset;
+  const now = options.nowMs();
+  const loaded = loadProducerState(dir, segments, logEndOffset, table, logger, now);
+  const expired = table.expire(now);
+  logger.debug({ ...loaded, producers: table.size, expired }, 'producer state loaded');
+  return table;
 }
 
 /** The time retention.ms compares against: the newest batch timestamp, else the file's mtime. */

@@ -63,7 +63,10 @@ export interface TopicManagerOptions {
   /** How often retention runs over every partition (ms); 0 = no timer (runRetention can still be called). */
   retentionCheckIntervalMs: number;
   logger: Logger;
+  /** The clock of topic creation times and of every partition log (cluster mode: the replicated command clock). */
   nowMs?: () => number;
+  /** Cluster mode: appends are durable in the Raft log first (PartitionLogOptions.durableElsewhere). Default false. */
+  durableElsewhere?: boolean;
 }
 
 /** What a topic's configs mean for the produce path, derived once per config change. */
@@ -469,7 +472,7 @@ export class TopicManager {
 
   private async openLog(topic: string, partition: number, dir: string, config: LogConfig): Promise<PartitionLog> {
     const logger = this.log.child({ topic, partition });
-    const log = await PartitionLog.open(dir, config, { logger, nowMs: this.nowMs });
+    const log = await PartitionLog.open(dir, config, { logger, nowMs: this.nowMs, durableElsewhere: this.opts.durableElsewhere ?? false });
     log.onAppend(() => this.notifyAppend(topic, partition));
     return log;
   }

@@ -8,6 +8,7 @@ import { MetadataStore, type TopicRecord } from '../../log/metadata-store.ts';
 import { checkBatchTimestamps } from '../../log/topic-config.ts';
 import { TopicManager, type ManagedTopic } from '../../log/topic-manager.ts';
 import { ErrorCode, KafkaError } from '../../protocol/errors.ts';
+import { BATCH_LOG_OVERHEAD_BYTES, BatchAttribute, BatchField } from '../../protocol/records/batch.ts';
 import {
   OffsetSpec,
   type AppendListener,
@@ -194,6 +195,11 @@ export class DirectBackend implements Backend {
     if (options.transactionalId !== null) {
       throw new KafkaError(ErrorCode.INVALID_REQUEST, 'transactions are not supported yet');
     }
+    // Kafka's answer to transactional batches without a transactional id. Without this check they would pass as
+    // idempotent batches and be visible to read_committed consumers with no commit ever written.
+    if (hasTransactionalBatch(records)) {
+      throw new KafkaError(ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, 'transactional record batches need a transactional id');
+    }
     const t = this.requirePartition(topic, partition);
     const policy = t.policy;
     // With one replica, acks=all can only meet min.insync.replicas <= 1 (Kafka answers the same way).
@@ -246,7 +252,8 @@ export class DirectBackend implements Backend {
   // ---- producers ----------------------------------------------------------------------------------------
 
   /**
-   * A new producer id with epoch 0 for every idempotent producer. Kafka does the same when transactionalId is
+   * A new producer id with epoch 0 for every idempotent producer (Kafka's TransactionCoordinator does the same
+   * for a null transactionalId). Kafka does the same when transactionalId is
    * null, even when the client passes its current id and epoch: the Java client bumps an idempotent epoch
    * itself and asks the broker only when it needs a fresh id. Bumping a client-supplied id here would let a
    * client claim an id it was never given, so a fresh, never-reused id is the safe answer.
@@ -339,4 +346,16 @@ export class DirectBackend implements Backend {
     }
     return { name: record.name, topicId: record.topicId, internal: false, partitions };
   }
+}
+
+/** Whether any batch header of a produce payload has the transactional bit (headers only, by batch length). */
+function hasTransactionalBatch(records: Buffer): boolean {
+  let pos = 0;
+  while (pos + BatchField.ATTRIBUTES + 2 <= records.length) {
+    if ((records.readInt16BE(pos + BatchField.ATTRIBUTES) & BatchAttribute.TRANSACTIONAL) !== 0) return true;
+    const size = records.readInt32BE(pos + BatchField.BATCH_LENGTH) + BATCH_LOG_OVERHEAD_BYTES;
+    if (size <= BatchField.ATTRIBUTES) return false; // malformed: the log's validation refuses it with the right code
+    pos += size;
+  }
+  return false;
 }

@@ -204,6 +204,24 @@ test('topic admin through the backend: validateOnly, partitions, configs, delete
   t.is(await codeOf(b.deleteTopic('adm')), ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
 });
 
+test('idempotent producers: a retried batch gets its original offsets; transactional batches need a transactional id', async (t) => {
+  const b = await withBackend(t);
+  await b.createTopic(newTopic('idem', 1), false);
+  const { producerId, producerEpoch } = await b.initProducerId(null, 60_000, -1, -1);
+  const batch = (seq: number, n: number) =>
+    buildRecordBatch(Array.from({ length: n }, (_, i) => ({ value: `s${seq + i}` })), { producerId, producerEpoch, baseSequence: seq });
+  await b.append('idem', 0, batch(0, 3), acks1);
+  const second = await b.append('idem', 0, batch(3, 2), acks1);
+  const retry = await b.append('idem', 0, batch(3, 2), acks1);
+  t.is(retry.baseOffset, second.baseOffset);
+  t.is(retry.lastOffset, second.lastOffset);
+  t.is(await codeOf(b.append('idem', 0, batch(9, 1), acks1)), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+  t.is(await codeOf(b.append('idem', 0, buildRecordBatch([{ value: 'x' }], { producerId, producerEpoch, baseSequence: 5, transactional: true }), acks1)),
+    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+  const read = await b.read('idem', 0, 0, 1 << 20, { isolationLevel: 0 });
+  t.deepEqual(values(read.records).map((r) => r.value), ['s0', 's1', 's2', 's3', 's4'], 'the retry was not stored twice');
+});
+
 test('producer ids are unique and never reused after a restart; transactional ids are refused', async (t) => {
   const dir = freshDir();
   const a = await openDirectBackend(options(dir));
