@@ -373,18 +373,18 @@ interface Call {
   text: string;
 }
 
-/** Parses `strace -f -y` output, pairing "<unfinished ...>" lines with their "<... resumed>" lines. */
+/** Parses `strace -f -y` output (strace pads pids of different widths with extra spaces), pairing "<unfinished ...>" lines with their "<... resumed>" lines. */
 function parseStrace(lines: string[]): Call[] {
   const calls: Call[] = [];
   const open = new Map<string, Call>();
   lines.forEach((line, n) => {
-    const resumed = /^(\d+) <\.\.\. (\w+) resumed>/.exec(line);
+    const resumed = /^(\d+)\s+<\.\.\. (\w+) resumed>/.exec(line);
     if (resumed) {
       const c = open.get(`${resumed[1]}:${resumed[2]}`);
       if (c) c.end = n;
       return;
     }
-    const m = /^(\d+) (\w+)\((\d+)<([^>]*)>(.*)$/.exec(line);
+    const m = /^(\d+)\s+(\w+)\((\d+)<([^>]*)>(.*)$/.exec(line);
     if (!m) return;
     const call: Call = { name: m[2]!, fd: Number(m[3]), path: m[4]!, start: n, end: n, text: line };
     calls.push(call);
