@@ -132,8 +132,12 @@ export class RaftLog {
     return this.storage.term(i);
   }
 
-  /** Term of entry i, or 0 when it is compacted or beyond the log. */
+  /**
+   * Term of entry i, or 0 when it is compacted or beyond the log. The bounds are checked before term() so the
+   * common miss (a follower probing an index past its last entry on every append) builds no exception.
+   */
   termOrZero(i: number): number {
+    if (i > this.lastIndex() || i < this.firstIndex() - 1) return 0;
     try {
       return this.term(i);
     } catch (err) {
@@ -143,6 +147,7 @@ export class RaftLog {
   }
 
   matchTerm(i: number, term: number): boolean {
+    if (i > this.lastIndex() || i < this.firstIndex() - 1) return false;
     try {
       return this.term(i) === term;
     } catch (err) {
