@@ -27,12 +27,21 @@ export interface StateMachine {
   /**
    * Apply committed entries in order (deterministic: every node computes the same state from the same
    * entries). Returns one result per entry, handed to the proposer on this node. A thrown error is fatal for
-   * the node (it stops serving rather than diverge).
+   * the node (it stops serving rather than diverge). Every log index is passed: an entry with empty `data` is
+   * a no-op (a new leader's empty entry, or a membership change the driver applies itself) that only moves
+   * appliedIndex (its result is ignored); a proposed command is never empty.
    */
   apply(entries: { index: number; term: number; data: Uint8Array }[]): Promise<unknown[]>;
-  /** Make everything applied so far durable and describe it as a snapshot stream at appliedIndex(). */
+  /**
+   * Make everything applied so far durable and describe it as a snapshot stream at appliedIndex(). The
+   * driver reads the chunks in the background while later apply() calls run: they must stay a consistent view
+   * of the state at `index` (a copy, a read transaction, or append-only files read up to recorded sizes).
+   */
   snapshot(): Promise<{ index: number; chunks: SnapshotChunks }>;
-  /** Replace the whole state with a snapshot taken at `index` (received from a leader or loaded at start). */
+  /**
+   * Replace the whole state with a snapshot taken at `index` (received from a leader or loaded at start).
+   * Atomic with respect to crashes: afterwards appliedIndex() is `index`, before it the old state stays whole.
+   */
   restore(index: number, chunks: SnapshotChunks): Promise<void>;
 }
 
