@@ -138,6 +138,9 @@ export class Connection implements ConnectionInfo {
   end(): void {
     if (this.state === 'closed') return;
     this.state = 'draining';
+    // Read again (onData drops what arrives now): a client that sent requests after the drain began has its FIN
+    // queued behind them, and a paused socket would never see it and only close at the shutdown deadline.
+    this.setPaused(false);
     this.socket.end();
   }
 

@@ -328,6 +328,33 @@ test('graceful shutdown answers the request in flight, then closes', async (t) =
   t.is(s.server.stats().connectionsOpen, 0);
 });
 
+test('graceful shutdown closes at once a client that sent more requests after it began', async (t) => {
+  // Real clients keep sending (heartbeats, commits, fetches) until they see the FIN. Those requests stay unread;
+  // the client's own FIN arrives behind them and must still be seen, not waited for until the deadline.
+  const handler: ApiHandler<HeartbeatRequest, HeartbeatResponse> = {
+    apiKey: ApiKey.Heartbeat,
+    minVersion: 0,
+    maxVersion: 4,
+    async handle(request) {
+      await sleep(request.generationId);
+      return reply(request.generationId);
+    },
+  };
+  const s = await startServer({ shutdownTimeoutMs: 5000 }, [handler]);
+  const client = await TestClient.connect(s.port);
+  client.request(ApiKey.Heartbeat, HB_VERSION, 1, heartbeat(200));
+  await sleep(30);
+  const begin = Date.now();
+  const stopping = s.stop();
+  await sleep(30);
+  client.request(ApiKey.Heartbeat, HB_VERSION, 2, heartbeat(1)); // arrives while draining: never read
+  t.is(decodeHeartbeat(await client.frame(2000)).body.throttleTimeMs, 200);
+  await stopping;
+  t.true(Date.now() - begin < 2000, `stop took ${Date.now() - begin} ms, shutdownTimeoutMs is 5000`);
+  t.true(await client.closesWithin(1000));
+  t.is(s.server.stats().connectionsOpen, 0);
+});
+
 test('graceful shutdown gives up on a request after shutdownTimeoutMs', async (t) => {
   const handler: ApiHandler<HeartbeatRequest, HeartbeatResponse> = {
     apiKey: ApiKey.Heartbeat, minVersion: 0, maxVersion: 4, handle: () => new Promise(() => {}),
