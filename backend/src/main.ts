@@ -5,15 +5,23 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { openDirectBackend, type DirectBackend } from './backends/direct/direct-backend.ts';
+import { openClusterNode } from './backends/raft/from-config.ts';
+import type { RaftClusterNode } from './backends/raft/open-raft-backend.ts';
 import type { Backend } from './backends/backend.ts';
 import { ConfigError, configHelp, loadConfig, parseCommandLine, topicDefaults } from './config/load.ts';
 import type { TakhinConfig } from './config/schema.ts';
 import { GroupCoordinator } from './group/coordinator.ts';
 import { createGroupHandlers } from './handlers/group-handlers.ts';
 import { createRegistry } from './handlers/registry.ts';
+import { AdminServer, processMetrics, type Metric } from './observability/health.ts';
 import { createLogger } from './observability/logger.ts';
 import { KafkaServer } from './server/server.ts';
 import type { BoundAddress } from './server/server.ts';
+
+/** How long a shutting-down cluster leader waits for another node to take over (ms). */
+const LEADERSHIP_HANDOFF_WAIT_MS = 5000;
+/** How long it then keeps serving redirects before it stops listening (ms). */
+const LEADERSHIP_HANDOFF_GRACE_MS = 1000;
 
 function readConfig(argv: string[]): TakhinConfig {
   try {
@@ -47,7 +55,35 @@ function exitOnFatalErrors(log: Logger): void {
   });
 }
 
-function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend, groups: GroupCoordinator): void {
+/** What /readyz reports: set once requests are served, cleared first thing on shutdown. */
+const lifecycle = { serving: false };
+
+/** The admin HTTP endpoint, when adminPort is not -1; it answers /healthz while the storage is still opening. */
+async function startAdmin(config: TakhinConfig, log: Logger, ready: () => boolean,
+  metrics: () => Metric[]): Promise<AdminServer | null> {
+  if (config.adminPort === -1) return null;
+  const admin = new AdminServer({ host: config.adminHost, port: config.adminPort },
+    { ready, metrics, logger: log.child({ component: 'admin' }) });
+  const bound = await admin.listen().catch((err: Error) => {
+    throw new Error(`admin endpoint ${config.adminHost}:${config.adminPort}: ${err.message}`);
+  });
+  log.info({ address: `${bound.address}:${bound.port}` }, 'admin endpoint listening (/healthz /readyz /metrics)');
+  return admin;
+}
+
+function kafkaServerMetrics(server: KafkaServer): Metric[] {
+  const s = server.stats();
+  return [
+    { name: 'takhin_connections_open', help: 'Open Kafka client connections.', type: 'gauge', value: s.connectionsOpen },
+    { name: 'takhin_connections_accepted_total', help: 'Kafka client connections accepted.', type: 'counter',
+      value: s.connectionsAccepted },
+    { name: 'takhin_connections_refused_total', help: 'Kafka client connections refused (connectionsMax).',
+      type: 'counter', value: s.connectionsRefused },
+  ];
+}
+
+function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend, groups: GroupCoordinator,
+  admin: AdminServer | null, beforeStop: () => Promise<unknown> = async () => undefined): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -55,13 +91,17 @@ function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend, g
       process.exit(1);
     }
     stopping = true;
+    lifecycle.serving = false;
     log.info({ signal }, 'shutting down');
     void (async () => {
+      // Cluster mode: a leader hands over first, while it still answers (clients follow its redirects).
+      await beforeStop().catch((err: unknown) => log.warn({ err }, 'preparing the shutdown failed'));
       // Pending JoinGroup/SyncGroup waits end first, so they do not hold the server's drain until its timeout.
       groups.close();
       await server.stop();
       await backend.flush();
       await backend.close();
+      await admin?.stop();
       log.info('stopped');
       process.exit(0);
     })();
@@ -91,10 +131,17 @@ async function main(): Promise<void> {
   const bound = await server.listen();
   const host = advertisedHost(config, bound);
   const port = config.advertisedPort !== 0 ? config.advertisedPort : server.port;
+  let cluster: RaftClusterNode | null = null;
+  // Ready: serving, and in cluster mode a Raft leader is known (writes and admin requests can succeed).
+  const ready = () => lifecycle.serving && (cluster === null || cluster.node.leader().leaderId !== -1);
+  const admin = await startAdmin(config, log, ready, () => [...processMetrics(), ...kafkaServerMetrics(server)]);
 
-  let backend: DirectBackend;
+  let backend: DirectBackend | RaftClusterNode['backend'];
   try {
-    backend = await openDirectBackend({
+    // mode raft: this node of a Raft cluster (state machine + Raft node + RaftBackend); it advertises the Kafka
+    // addresses of initialMembers.
+    if (config.mode === 'raft') cluster = await openClusterNode(config, log);
+    backend = cluster !== null ? cluster.backend : await openDirectBackend({
       dataDir: config.dataDir,
       nodeId: config.nodeId,
       advertisedHost: host,
@@ -115,6 +162,7 @@ async function main(): Promise<void> {
   } catch (err) {
     log.fatal({ err, dataDir: config.dataDir }, 'cannot open the storage backend');
     await server.stop();
+    await admin?.stop();
     process.exit(1);
   }
   // The group coordinator keeps its durable state (committed offsets) behind the Backend interface.
@@ -130,11 +178,28 @@ async function main(): Promise<void> {
       offsetMetadataBytesMax: config.offsetMetadataBytesMax,
     },
     logger: log.child({ component: 'groups' }),
+    // Cluster mode: the Raft leader coordinates every group; followers answer NOT_COORDINATOR.
+    ...(cluster !== null ? { coordinatorStatus: (groupId: string | null) => cluster.backend.coordinatorStatus(groupId) } : {}),
   });
+  if (cluster !== null) {
+    // Members must rejoin at the new leader; a node that failed (disk, state machine) must not linger.
+    cluster.backend.onLeadershipLost(() => groups.unloadGroups());
+    cluster.node.onFatal(() => {
+      log.fatal('the raft node failed; exiting');
+      process.exit(70);
+    });
+  }
   // Offsets of a group with live members never expire, however old its last commit.
   backend.setActiveGroupProbe((group) => groups.hasActiveMembers(group));
-  server.serve(backend, createRegistry({ fetchWaitMaxMs: config.fetchWaitMaxMs }, createGroupHandlers(groups)));
-  shutdownOnSignals(log, server, backend, groups);
+  const groupHandlers = createGroupHandlers(groups, cluster !== null ? { coordinatorNode: () => cluster.backend.coordinatorNode() } : {});
+  server.serve(backend, createRegistry({ fetchWaitMaxMs: config.fetchWaitMaxMs }, groupHandlers));
+  shutdownOnSignals(log, server, backend, groups, admin, async () => {
+    // Kafka's controlled shutdown: another node takes over, and this one keeps answering for a moment, so
+    // clients follow its redirects (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR) instead of failed connections.
+    if (cluster === null || !cluster.node.leader().isLeader) return;
+    if (await cluster.backend.handOffLeadership(LEADERSHIP_HANDOFF_WAIT_MS)) await new Promise((r) => setTimeout(r, LEADERSHIP_HANDOFF_GRACE_MS));
+  });
+  lifecycle.serving = true;
   log.info(
     { addresses: bound.map((a) => (a.family === 'IPv6' ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`)),
       advertised: `${host}:${port}`, nodeId: config.nodeId, dataDir: config.dataDir },

@@ -2,6 +2,7 @@
 // 'false' as true; a broker setting must either mean exactly what was typed or refuse to start.
 import net from 'node:net';
 import convict from 'convict';
+import { parseClusterMembers } from './cluster-members.ts';
 
 const INTEGER = /^[+-]?\d+$/;
 // RFC 1123 host names: labels of letters, digits and inner hyphens, at most 253 characters.
@@ -18,6 +19,10 @@ export const HOST = 'takhin-host';
 export const HOST_LIST = 'takhin-host-list';
 export const NON_EMPTY = 'takhin-non-empty-string';
 export const STRING = 'takhin-string';
+/** Cluster members ("id@raftHost:raftPort@kafkaHost:kafkaPort", see cluster-members.ts); comma-separated in env/flags. */
+export const MEMBER_LIST = 'takhin-member-list';
+/** host:port ('' allowed): an address to listen on. */
+export const HOST_PORT = 'takhin-host-port';
 
 export function isHost(value: string): boolean {
   return net.isIP(value) !== 0 || HOST_NAME.test(value);
@@ -90,5 +95,43 @@ convict.addFormat({
   name: STRING,
   validate(v: unknown) {
     if (typeof v !== 'string') fail('must be a string');
+  },
+});
+
+convict.addFormat({
+  name: MEMBER_LIST,
+  coerce: (v: unknown) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '')
+      : v,
+  validate(v: unknown) {
+    if (!Array.isArray(v) || v.some((m) => typeof m !== 'string')) fail('must be a list of "id@raftHost:raftPort@kafkaHost:kafkaPort" strings');
+    if (v.length === 0) return; // only raft mode needs members; main checks that
+    try {
+      parseClusterMembers(v as string[]);
+    } catch (err) {
+      fail((err as Error).message);
+    }
+  },
+});
+
+/** Parses "host:port" or "[v6]:port"; null when malformed. */
+export function parseHostPort(value: string): { host: string; port: number } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\[\]]+):(\d{1,5})$/.exec(value);
+  if (m === null) return null;
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+  const port = Number(m[2]);
+  if (!isHost(host) || port > 65535) return null;
+  return { host, port };
+}
+
+convict.addFormat({
+  name: HOST_PORT,
+  validate(v: unknown) {
+    if (typeof v !== 'string') fail('must be a string');
+    if (v !== '' && parseHostPort(v) === null) fail('must be host:port (IPv6 as [addr]:port), or empty');
   },
 });

@@ -4,7 +4,7 @@
 import type convict from 'convict';
 import { DEFAULT_LOG_CONFIG } from '../log/log-config.ts';
 import { DEFAULT_GROUP_CONFIG } from '../group/config.ts';
-import { BOOL, HOST, HOST_LIST, INT, INT32_MAX, NON_EMPTY, STRING } from './formats.ts';
+import { BOOL, HOST, HOST_LIST, HOST_PORT, INT, INT32_MAX, MEMBER_LIST, NON_EMPTY, STRING } from './formats.ts';
 
 export interface TakhinConfig {
   nodeId: number;
@@ -54,6 +54,32 @@ export interface TakhinConfig {
   connectionsIdleMs: number;
   shutdownTimeoutMs: number;
   fetchWaitMaxMs: number;
+
+  adminHost: string;
+  adminPort: number;
+
+  mode: 'direct' | 'raft';
+  clusterId: string;
+  initialMembers: string[];
+  raftAddress: string;
+  raftTickMs: number;
+  raftElectionTicks: number;
+  raftHeartbeatTicks: number;
+  raftCheckQuorum: boolean;
+  raftPreVote: boolean;
+  proposalTimeoutMs: number;
+  raftProposalsQueuedMax: number;
+  raftProposalBatchBytesMax: number;
+  raftMessageBytesMax: number;
+  raftInflightMessagesMax: number;
+  raftUncommittedBytesMax: number;
+  snapshotEntriesBetween: number;
+  snapshotTrailingEntries: number;
+  snapshotsRetained: number;
+  appendCoalesceBytesMax: number;
+  appendCoalesceCountMax: number;
+  appendProposalsInFlightMax: number;
+  appendQueueBytesMax: number;
 }
 
 export type SettingName = keyof TakhinConfig;
@@ -191,6 +217,80 @@ const SETTINGS: Record<SettingName, Setting> = {
     'closed anyway (ms); 0: close at once.', 30_000, 0, MAX_LONG),
   fetchWaitMaxMs: int('Cap on a Fetch request\'s max_wait_ms (ms): a long poll never waits longer than this.',
     30_000, 0, INT32_MAX),
+
+  // ---- admin HTTP endpoint (/healthz, /readyz, /metrics) ----------------------------------------------------
+  adminHost: {
+    doc: 'Address the admin HTTP endpoint listens on (IP or host name); keep it private: it has no authentication.',
+    format: HOST,
+    default: '127.0.0.1',
+  },
+  adminPort: int('TCP port of the admin HTTP endpoint (GET /healthz, /readyz, /metrics); -1: disabled (the default, ' +
+    'so several dev brokers can share a machine); 0: a free port picked by the OS (tests; the bound port is logged).',
+  -1, -1, 65535),
+
+  // ---- cluster mode (mode=raft) ---------------------------------------------------------------------------
+  // Every node of a cluster must use the same topic defaults, numPartitions, defaultReplicationFactor,
+  // offsetMetadataBytesMax and partition limits: the replicated state machine applies them on every node.
+  mode: {
+    doc: 'direct: a single node (no replication). raft: a node of a Raft cluster (initialMembers); every write is ' +
+      'replicated to a majority before it is acknowledged.',
+    format: ['direct', 'raft'],
+    default: 'direct',
+  },
+  clusterId: {
+    doc: 'Cluster id reported to clients (raft mode), the same on every node; empty: derived from the member ids.',
+    format: STRING,
+    default: '',
+  },
+  initialMembers: {
+    doc: 'The voters of the cluster (raft mode), one "nodeId@raftHost:raftPort@kafkaHost:kafkaPort" per node ' +
+      '(IPv6 hosts in brackets), comma-separated in env/flags. The Raft address is where peers reach the node, ' +
+      'the Kafka address what Metadata advertises for it. Must list this node (nodeId >= 1).',
+    format: MEMBER_LIST,
+    default: [],
+  },
+  raftAddress: {
+    doc: 'host:port the Raft transport listens on; empty: this node\'s Raft address from initialMembers.',
+    format: HOST_PORT,
+    default: '',
+  },
+  raftTickMs: int('Length of one Raft tick (ms); election and heartbeat timeouts count ticks.', 100, 1, 60_000),
+  raftElectionTicks: int('Ticks without hearing from a leader before a follower starts an election (count; the real ' +
+    'timeout is random in [n, 2n)); must exceed raftHeartbeatTicks.', 10, 2, 100_000),
+  raftHeartbeatTicks: int('Ticks between a leader\'s heartbeats (count).', 1, 1, 100_000),
+  raftCheckQuorum: {
+    doc: 'A leader that has not heard from a majority for an election timeout steps down (avoids a stale leader).',
+    format: BOOL,
+    default: true,
+  },
+  raftPreVote: {
+    doc: 'Pre-vote (Raft thesis 9.6): a node that cannot win an election does not disrupt the cluster by raising its term.',
+    format: BOOL,
+    default: true,
+  },
+  proposalTimeoutMs: int('How long a replicated write (or a read barrier) may take before it fails with ' +
+    'REQUEST_TIMED_OUT (ms); its outcome is then unknown.', 10_000, 1, INT32_MAX),
+  raftProposalsQueuedMax: int('Replicated writes pending on this node, queued or waiting to be applied (count); ' +
+    'more are refused at once.', 10_000, 1, INT32_MAX),
+  raftProposalBatchBytesMax: int('Bytes of pending writes the Raft loop proposes in one pass (bytes; one write is ' +
+    'always taken).', 16 * 1024 * 1024, 1, INT32_MAX),
+  raftMessageBytesMax: int('Bytes of log entries in one append message to a follower (bytes; one entry always fits; ' +
+    '0: one entry per message).', 1024 * 1024, 0, INT32_MAX),
+  raftInflightMessagesMax: int('Append messages in flight to one follower (count).', 256, 1, 100_000),
+  raftUncommittedBytesMax: int('Bytes of proposed but uncommitted entries the leader holds; writes beyond it are ' +
+    'refused until followers catch up (bytes; 0: no limit).', 1024 * 1024 * 1024, 0, MAX_LONG),
+  snapshotEntriesBetween: int('Applied entries between two snapshots of the state machine (count).', 10_000, 1, INT32_MAX),
+  snapshotTrailingEntries: int('Log entries kept below a snapshot, so a slightly slow follower catches up from the log ' +
+    'instead of a snapshot (count).', 5_000, 0, INT32_MAX),
+  snapshotsRetained: int('Snapshot files kept on disk (count).', 2, 1, 100),
+  appendCoalesceBytesMax: int('Largest Raft entry of coalesced appends (bytes); also the largest single append a ' +
+    'cluster accepts (a bigger batch is MESSAGE_TOO_LARGE). At most 8 MiB (the Raft frame limit is 16 MiB).',
+  4 * 1024 * 1024, 64 * 1024, 8 * 1024 * 1024),
+  appendCoalesceCountMax: int('Most appends one Raft entry carries (count).', 4096, 1, 1_000_000),
+  appendProposalsInFlightMax: int('Append entries being replicated at once; appends arriving meanwhile wait and are ' +
+    'coalesced into the next entry (count).', 4, 1, 1024),
+  appendQueueBytesMax: int('Bytes of appends waiting to be proposed; beyond it appends fail with REQUEST_TIMED_OUT ' +
+    '(bytes).', 256 * 1024 * 1024, 1024 * 1024, MAX_LONG),
 };
 
 /** The convict schema: SETTINGS with env and arg filled in from each name. */

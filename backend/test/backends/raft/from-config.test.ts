@@ -1,0 +1,36 @@
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import pino from 'pino';
+import { ClusterConfigError, clusterNodeOptions } from '../../../src/backends/raft/from-config.ts';
+import { loadConfig } from '../../../src/config/load.ts';
+
+const logger = pino({ level: 'silent' });
+const nodeFile = (n: number) => fileURLToPath(new URL(`../../../../configs/cluster/node${n}.json`, import.meta.url));
+
+test('configs/cluster/node1..3.json describe one three-node cluster on 127.0.0.1', (t) => {
+  const options = [1, 2, 3].map((n) => clusterNodeOptions(loadConfig({ argv: ['--config', nodeFile(n)], env: {} }), logger));
+  options.forEach((o, i) => {
+    const n = i + 1;
+    t.is(o.nodeId, n);
+    t.deepEqual(o.raftListen, { host: '127.0.0.1', port: 8000 + n });
+    t.is(o.dataDir, `./data/cluster/node${n}`);
+    t.deepEqual(o.members.map((m) => [m.nodeId, m.raftPort, m.kafkaPort]), [[1, 8001, 9092], [2, 8002, 9093], [3, 8003, 9094]]);
+    t.is(o.defaultReplicationFactor, 3);
+  });
+  t.is(new Set(options.map((o) => o.clusterId)).size, 1, 'every node derives the same cluster id');
+  const c1 = loadConfig({ argv: ['--config', nodeFile(1)], env: {} });
+  t.is(c1.port, 9092);
+  t.deepEqual(c1.hosts, ['127.0.0.1']);
+});
+
+test('settings that cannot make a cluster node are refused with a clear message', (t) => {
+  const base = ['--mode', 'raft', '--initial-members', '1@127.0.0.1:8001@127.0.0.1:9092,2@127.0.0.1:8002@127.0.0.1:9093'];
+  const fails = (argv: string[], message: RegExp) => t.throws(() => clusterNodeOptions(loadConfig({ argv, env: {}, defaultsFile: null }), logger), { instanceOf: ClusterConfigError, message });
+  fails(['--mode', 'raft', '--node-id', '1'], /initialMembers must list/);
+  fails([...base, '--node-id', '0'], /nodeId must be >= 1/);
+  fails([...base, '--node-id', '5'], /not one of initialMembers/);
+  fails([...base, '--node-id', '1', '--raft-election-ticks', '2', '--raft-heartbeat-ticks', '2'], /raftElectionTicks/);
+  fails([...base, '--node-id', '1', '--default-replication-factor', '3'], /exceeds the 2 members/);
+  const ok = clusterNodeOptions(loadConfig({ argv: [...base, '--node-id', '2', '--raft-address', '0.0.0.0:7000'], env: {}, defaultsFile: null }), logger);
+  t.deepEqual(ok.raftListen, { host: '0.0.0.0', port: 7000 });
+});
