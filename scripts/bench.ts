@@ -191,7 +191,8 @@ async function main(): Promise<void> {
   let bootstrap = opts.bootstrap;
   if (!bootstrap) {
     progress('starting broker');
-    broker = await startBroker({ env: { TAKHIN_LOG_LEVEL: 'warn' } });
+    // Retention is checked often so the soak topic (retention.bytes below) keeps the disk bounded.
+    broker = await startBroker({ env: { TAKHIN_LOG_LEVEL: 'warn' }, args: ['--log-retention-check-interval-ms', '5000'] });
     bootstrap = broker.bootstrap;
   }
   const reference = startReference(work);
@@ -249,6 +250,15 @@ async function main(): Promise<void> {
     if (SOAK_SECONDS > 0 && broker) {
       // Produce 1 KiB records for SOAK_SECONDS to a topic whose retention keeps the disk bounded, sampling RSS.
       const file = recordFile(work, 1024, 100_000);
+      const admin = new Kafka({ clientId: 'bench-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      await admin.createTopics({
+        topics: [{ topic: 'bench-soak', numPartitions: 1, configEntries: [
+          { name: 'retention.bytes', value: String(256 * 1024 * 1024) },
+          { name: 'segment.bytes', value: String(64 * 1024 * 1024) },
+        ] }],
+      });
+      await admin.disconnect();
       const samples: number[] = [];
       const t0 = Date.now();
       let produced = 0;
