@@ -7,6 +7,7 @@
 //   npm run bench                                  start a broker in a temp dir and measure it
 //   npm run bench -- --bootstrap 127.0.0.1:9092    measure a running broker (no RSS figures)
 //   npm run bench -- --rounds 5 --soak-seconds 300
+//   npm run bench -- --bootstrap 127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 --acks all --no-reference
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +26,13 @@ const { values: opts } = parseArgs({
     'kafkajs-records': { type: 'string', default: '50000' },
     'latency-sends': { type: 'string', default: '2000' },
     'no-reference': { type: 'boolean', default: false },
+    acks: { type: 'string', default: '1' },
   },
 });
 
 const ROUNDS = Number(opts.rounds);
+/** acks for every produce: 1 (default) or -1/all (cluster figures). */
+const ACKS = opts.acks === 'all' ? -1 : Number(opts.acks);
 const SOAK_SECONDS = Number(opts['soak-seconds']);
 const SIZES = [
   { label: '100 B', bytes: 100, records: Number(opts['records-100']) },
@@ -82,7 +86,7 @@ function recordFile(dir: string, bytes: number, count: number): string {
 
 /** librdkafka produce of a whole file with acks=1 to partition 0: the load compared with the reference. */
 async function kcatProduce(bootstrap: string, topic: string, file: string): Promise<number> {
-  const r = await run('kcat', ['-b', bootstrap, '-P', '-t', topic, '-p', '0', '-l', '-X', 'acks=1', file]);
+  const r = await run('kcat', ['-b', bootstrap, '-P', '-t', topic, '-p', '0', '-l', '-X', `acks=${ACKS}`, file]);
   return r.seconds;
 }
 
@@ -115,7 +119,7 @@ function rssMiB(pid: number): number {
 }
 
 async function kafkajsProduce(bootstrap: string, topic: string, bytes: number, records: number): Promise<{ seconds: number }> {
-  const kafka = new Kafka({ clientId: 'bench', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'bench', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ allowAutoTopicCreation: true });
   await producer.connect();
   const value = Buffer.alloc(bytes, 120);
@@ -128,7 +132,7 @@ async function kafkajsProduce(bootstrap: string, topic: string, bytes: number, r
     while (sent < records) {
       const n = Math.min(batch.length, records - sent);
       sent += n;
-      await producer.send({ topic, acks: 1, messages: n === batch.length ? batch : batch.slice(0, n) });
+      await producer.send({ topic, acks: ACKS, messages: n === batch.length ? batch : batch.slice(0, n) });
     }
   }
   await Promise.all(Array.from({ length: inFlight }, worker));
@@ -139,14 +143,14 @@ async function kafkajsProduce(bootstrap: string, topic: string, bytes: number, r
 
 /** Latency of one produce request carrying one record, acks=1, one at a time (no queueing in the client). */
 async function kafkajsLatency(bootstrap: string, topic: string, bytes: number, sends: number): Promise<number[]> {
-  const kafka = new Kafka({ clientId: 'bench-lat', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'bench-lat', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING });
   const producer = kafka.producer({ allowAutoTopicCreation: true });
   await producer.connect();
   const value = Buffer.alloc(bytes, 121);
   const lat: number[] = [];
   for (let i = 0; i < sends; i++) {
     const t0 = process.hrtime.bigint();
-    await producer.send({ topic, acks: 1, messages: [{ value, partition: 0 }] });
+    await producer.send({ topic, acks: ACKS, messages: [{ value, partition: 0 }] });
     lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
     if (i % 200 === 0) progress(`kafkajs latency ${bytes} B: ${i}/${sends}`);
   }
@@ -160,7 +164,7 @@ async function kcatConsume(bootstrap: string, topic: string): Promise<{ seconds:
 }
 
 async function kafkajsConsume(bootstrap: string, topic: string, records: number): Promise<{ seconds: number }> {
-  const kafka = new Kafka({ clientId: 'bench-consume', brokers: [bootstrap], logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'bench-consume', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: `bench-${topic}-${Date.now()}`, maxBytesPerPartition: 4 * 1024 * 1024 });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -220,7 +224,7 @@ async function main(): Promise<void> {
       }
       const total = size.records * size.bytes;
       const o = median(ours);
-      say(`librdkafka (kcat -P) produce ${size.label} x ${size.records}, acks=1: ours ${fmtRate(size.records, total, o)} (median ${o.toFixed(3)} s)`);
+      say(`librdkafka (kcat -P) produce ${size.label} x ${size.records}, acks=${ACKS}: ours ${fmtRate(size.records, total, o)} (median ${o.toFixed(3)} s)`);
       if (refBootstrap) {
         const r = median(ref);
         say(`  reference ${fmtRate(size.records, total, r)} (median ${r.toFixed(3)} s); ratio ours/reference = ${(r / o).toFixed(2)}`);
@@ -233,7 +237,7 @@ async function main(): Promise<void> {
       const kjsRecords = Number(opts['kafkajs-records']);
       progress(`kafkajs produce ${size.label}`);
       const kp = await kafkajsProduce(bootstrap, `bench-kjs-${size.bytes}`, size.bytes, kjsRecords);
-      say(`kafkajs produce ${size.label} x ${kjsRecords}, acks=1, 1000 per send, 8 in flight: ${fmtRate(kjsRecords, kjsRecords * size.bytes, kp.seconds)}`);
+      say(`kafkajs produce ${size.label} x ${kjsRecords}, 1000 per send, 8 in flight, acks=${ACKS}: ${fmtRate(kjsRecords, kjsRecords * size.bytes, kp.seconds)}`);
       progress(`kafkajs consume ${size.label}`);
       try {
         const kc = await kafkajsConsume(bootstrap, `bench-kjs-${size.bytes}`, kjsRecords);
@@ -242,7 +246,7 @@ async function main(): Promise<void> {
         say(`kafkajs consume ${size.label}: failed (${(err as Error).message})`);
       }
       const lat = await kafkajsLatency(bootstrap, `bench-lat-${size.bytes}`, size.bytes, Number(opts['latency-sends']));
-      say(`kafkajs produce latency ${size.label}, 1 record per request, acks=1: p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms`);
+      say(`kafkajs produce latency ${size.label}, 1 record per request, acks=${ACKS}: p50 ${percentile(lat, 50).toFixed(2)} ms, p99 ${percentile(lat, 99).toFixed(2)} ms`);
     }
 
     if (broker) say(`broker RSS after the runs: ${rssMiB(broker.child.pid!).toFixed(0)} MiB`);
@@ -250,7 +254,7 @@ async function main(): Promise<void> {
     if (SOAK_SECONDS > 0 && broker) {
       // Produce 1 KiB records for SOAK_SECONDS to a topic whose retention keeps the disk bounded, sampling RSS.
       const file = recordFile(work, 1024, 100_000);
-      const admin = new Kafka({ clientId: 'bench-admin', brokers: [bootstrap], logLevel: logLevel.NOTHING }).admin();
+      const admin = new Kafka({ clientId: 'bench-admin', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING }).admin();
       await admin.connect();
       await admin.createTopics({
         topics: [{ topic: 'bench-soak', numPartitions: 1, configEntries: [
