@@ -138,6 +138,7 @@ export class TopicManager {
   private adminChain: Promise<unknown> = Promise.resolve();
   private retentionTimer: NodeJS.Timeout | null = null;
   private retentionRunning: Promise<void> | null = null;
+  private retentionQueued: Promise<void> | null = null;
   private closed = false;
   private changes = 0;
 
@@ -255,7 +256,15 @@ export class TopicManager {
 
   /** One retention pass over every partition (also run by the timer); errors are logged per partition. */
   runRetention(): Promise<void> {
-    if (this.retentionRunning) return this.retentionRunning;
+    // A pass already running may have looked at a partition before the caller's change (a roll that just
+    // closed a segment): wait for it, then run one more pass, shared by every caller that arrives meanwhile.
+    if (this.retentionRunning) {
+      this.retentionQueued ??= this.retentionRunning.then(() => {
+        this.retentionQueued = null;
+        return this.runRetention();
+      });
+      return this.retentionQueued;
+    }
     this.retentionRunning = this.retentionPass().finally(() => {
       this.retentionRunning = null;
     });
