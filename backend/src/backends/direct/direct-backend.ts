@@ -10,7 +10,6 @@ import { TopicManager, type ManagedTopic } from '../../log/topic-manager.ts';
 import { ErrorCode, KafkaError } from '../../protocol/errors.ts';
 import { BATCH_LOG_OVERHEAD_BYTES, BatchAttribute, BatchField } from '../../protocol/records/batch.ts';
 import {
-  OffsetSpec,
   type AppendListener,
   type AppendOptions,
   type AppendResult,
@@ -28,6 +27,7 @@ import {
   type ReadResult,
   type TopicInfo,
 } from '../backend.ts';
+import { listLogOffset } from '../list-offset.ts';
 import { describeBrokerConfigs } from './broker-configs.ts';
 import { ProducerIdAllocator } from './producer-ids.ts';
 
@@ -224,23 +224,7 @@ export class DirectBackend implements Backend {
   }
 
   async listOffset(topic: string, partition: number, timestamp: number, _isolationLevel: number): Promise<ListOffsetResult> {
-    const log = this.requirePartition(topic, partition).logs[partition]!;
-    switch (timestamp) {
-      case OffsetSpec.LATEST:
-        // READ_COMMITTED would stop at the last stable offset, which equals the high watermark without transactions.
-        return { offset: log.highWatermark, timestamp: -1, leaderEpoch: LEADER_EPOCH };
-      case OffsetSpec.EARLIEST:
-      case OffsetSpec.EARLIEST_LOCAL:
-        return { offset: log.logStartOffset, timestamp: -1, leaderEpoch: LEADER_EPOCH };
-      case OffsetSpec.LATEST_TIERED:
-        // Nothing is tiered: Kafka answers "no offset" when remote storage is off.
-        return { offset: -1, timestamp: -1, leaderEpoch: -1 };
-    }
-    if (timestamp < 0 && timestamp !== OffsetSpec.MAX_TIMESTAMP) {
-      throw new KafkaError(ErrorCode.INVALID_REQUEST, `invalid ListOffsets timestamp ${timestamp}`);
-    }
-    // A timestamp, or MAX_TIMESTAMP: the log finds the record (offset -1 when there is none).
-    return log.offsetForTimestamp(timestamp);
+    return listLogOffset(this.requirePartition(topic, partition).logs[partition]!, timestamp, LEADER_EPOCH);
   }
 
   /** -1 means the high watermark; past it is OFFSET_OUT_OF_RANGE (checked by the log). */

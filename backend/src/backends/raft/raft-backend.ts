@@ -22,7 +22,6 @@
 // answers at once. acks=-1 refuses a topic whose min.insync.replicas exceeds the voters (NOT_ENOUGH_REPLICAS).
 import type { Logger } from 'pino';
 import {
-  OffsetSpec,
   type AppendListener,
   type AppendOptions,
   type AppendResult,
@@ -53,6 +52,7 @@ import { validateProducePayload } from '../../protocol/records/batch.ts';
 import { NotLeaderError, type LeaderInfo, type RaftNodeApi } from '../../raft/node-types.ts';
 import { ApiKey, type CreateTopicsRequest, type CreateTopicsResponse } from '../../protocol/generated/index.ts';
 import { describeBrokerConfigs } from '../direct/broker-configs.ts';
+import { listLogOffset } from '../list-offset.ts';
 import { AppendBatcher, type AppendBatcherLimits } from './append-batcher.ts';
 import { KafkaForwarder } from './forwarder.ts';
 import { appendCommandBytes, encodeCommand, type Command } from './commands.ts';
@@ -441,21 +441,7 @@ export class RaftBackend implements Backend {
 
   async listOffset(topic: string, partition: number, timestamp: number, _isolationLevel: number): Promise<ListOffsetResult> {
     this.requireLeader(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${topic}-${partition}`);
-    const log = this.requirePartition(topic, partition).logs[partition]!;
-    const epoch = this.leaderInfo.term;
-    switch (timestamp) {
-      case OffsetSpec.LATEST:
-        return { offset: log.highWatermark, timestamp: -1, leaderEpoch: epoch };
-      case OffsetSpec.EARLIEST:
-      case OffsetSpec.EARLIEST_LOCAL:
-        return { offset: log.logStartOffset, timestamp: -1, leaderEpoch: epoch };
-      case OffsetSpec.LATEST_TIERED:
-        return { offset: -1, timestamp: -1, leaderEpoch: -1 };
-    }
-    if (timestamp < 0 && timestamp !== OffsetSpec.MAX_TIMESTAMP) {
-      throw new KafkaError(ErrorCode.INVALID_REQUEST, `invalid ListOffsets timestamp ${timestamp}`);
-    }
-    return log.offsetForTimestamp(timestamp);
+    return listLogOffset(this.requirePartition(topic, partition).logs[partition]!, timestamp, this.leaderInfo.term);
   }
 
   async deleteRecords(topic: string, partition: number, offset: number): Promise<number> {
