@@ -33,6 +33,7 @@ import {
   validateTopicConfigs,
   type TimestampBounds,
 } from './topic-config.ts';
+import { AppendListeners, type PartitionAppendListener } from './append-listeners.ts';
 
 /** Kafka's limit; with '-<partition>' a directory name stays within the usual 255-byte file name limit. */
 export const TOPIC_NAME_LENGTH_MAX = 249;
@@ -99,7 +100,7 @@ function policyOf(topicDefaults: LogConfig, configs: Record<string, string>): To
   };
 }
 
-export type PartitionAppendListener = (topic: string, partition: number) => void;
+export type { PartitionAppendListener } from './append-listeners.ts';
 
 /** Kafka's topic name rules; throws INVALID_TOPIC_EXCEPTION with Kafka's wording. */
 export function validateTopicName(name: string): void {
@@ -132,7 +133,7 @@ export class TopicManager {
   private readonly live = new Map<string, LiveTopic>();
   private readonly byId = new Map<string, LiveTopic>();
   private readonly byCollisionKey = new Map<string, string>();
-  private readonly appendListeners = new Set<PartitionAppendListener>();
+  private readonly appendListeners = new AppendListeners();
   private readonly backgroundDeletes = new Set<Promise<void>>();
   private partitionTotal = 0;
   private adminChain: Promise<unknown> = Promise.resolve();
@@ -202,8 +203,7 @@ export class TopicManager {
 
   /** Registers a listener called after every append to any partition; returns the unsubscribe function. */
   onAppend(listener: PartitionAppendListener): () => void {
-    this.appendListeners.add(listener);
-    return () => this.appendListeners.delete(listener);
+    return this.appendListeners.add(listener);
   }
 
   // ---- admin --------------------------------------------------------------------------------------------
@@ -487,14 +487,7 @@ export class TopicManager {
   }
 
   private notifyAppend(topic: string, partition: number): void {
-    for (const listener of this.appendListeners) {
-      try {
-        listener(topic, partition);
-      } catch (err) {
-        // A listener's failure must not fail the append that already happened.
-        this.log.error({ err, topic, partition }, 'append listener failed');
-      }
-    }
+    this.appendListeners.notify(topic, partition, this.log);
   }
 
   private async openAll(): Promise<void> {

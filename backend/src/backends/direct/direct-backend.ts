@@ -30,6 +30,7 @@ import {
 import { listLogOffset } from '../list-offset.ts';
 import { describeBrokerConfigs } from './broker-configs.ts';
 import { ProducerIdAllocator } from './producer-ids.ts';
+import { AppendListeners } from '../../log/append-listeners.ts';
 
 /** Kafka's offsets.retention.check.interval.ms default (ms). */
 const OFFSETS_RETENTION_CHECK_INTERVAL_MS = 600_000;
@@ -107,7 +108,7 @@ export class DirectBackend implements Backend {
   private readonly nowMs: () => number;
   private readonly clusterView: ClusterView;
   private readonly producerIds: ProducerIdAllocator;
-  private readonly appendListeners = new Set<AppendListener>();
+  private readonly appendListeners = new AppendListeners();
   private readonly unsubscribeAppends: () => void;
   /** TopicInfo views, rebuilt when the topic manager's version moves (Metadata requests are frequent). */
   private infoVersion = -1;
@@ -219,8 +220,7 @@ export class DirectBackend implements Backend {
   }
 
   onAppend(listener: AppendListener): () => void {
-    this.appendListeners.add(listener);
-    return () => this.appendListeners.delete(listener);
+    return this.appendListeners.add(listener);
   }
 
   async listOffset(topic: string, partition: number, timestamp: number, _isolationLevel: number): Promise<ListOffsetResult> {
@@ -298,14 +298,7 @@ export class DirectBackend implements Backend {
   }
 
   private notifyAppend(topic: string, partition: number): void {
-    for (const listener of this.appendListeners) {
-      try {
-        listener(topic, partition);
-      } catch (err) {
-        // A failing listener (a Fetch waiter) must not fail the append that already happened.
-        this.opts.logger.error({ err, topic, partition }, 'append listener failed');
-      }
-    }
+    this.appendListeners.notify(topic, partition, this.opts.logger);
   }
 
   private refreshInfo(): void {

@@ -48,6 +48,7 @@ import { ErrorCode, KafkaError } from '../../protocol/errors.ts';
 import type { SnapshotChunks, StateMachine } from '../../raft/node-types.ts';
 import { decodeCommand, type AppendCommand, type Command } from './commands.ts';
 import { readSnapshotStream, SnapshotFormatError, writeSnapshotStream, type SnapshotFileSource, type SnapshotFileSink } from './snapshot-stream.ts';
+import { AppendListeners } from '../../log/append-listeners.ts';
 
 const STATE_DIR = 'state';
 const STATE_NEW_DIR = 'state.new';
@@ -155,7 +156,7 @@ export class KafkaStateMachine implements StateMachine {
   /** When the applied index was last recorded (local clock, ms). */
   private lastRecordMs = 0;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly appendListeners = new Set<PartitionAppendListener>();
+  private readonly appendListeners = new AppendListeners();
   private closed = false;
   /** Moves each time the stores are (re)opened (a snapshot installed): cached views must be rebuilt. */
   generation = 0;
@@ -199,8 +200,7 @@ export class KafkaStateMachine implements StateMachine {
 
   /** Called after every append to any partition (Fetch long-polls); returns the unsubscribe function. */
   onAppend(listener: PartitionAppendListener): () => void {
-    this.appendListeners.add(listener);
-    return () => this.appendListeners.delete(listener);
+    return this.appendListeners.add(listener);
   }
 
   // ---- StateMachine -------------------------------------------------------------------------------------
@@ -609,13 +609,7 @@ export class KafkaStateMachine implements StateMachine {
   }
 
   private notifyAppend(topic: string, partition: number): void {
-    for (const listener of this.appendListeners) {
-      try {
-        listener(topic, partition);
-      } catch (err) {
-        this.log.error({ err, topic, partition }, 'append listener failed');
-      }
-    }
+    this.appendListeners.notify(topic, partition, this.log);
   }
 }
 

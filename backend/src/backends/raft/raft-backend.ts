@@ -57,6 +57,7 @@ import { AppendBatcher, type AppendBatcherLimits } from './append-batcher.ts';
 import { KafkaForwarder } from './forwarder.ts';
 import { appendCommandBytes, encodeCommand, type Command } from './commands.ts';
 import type { FsmError, FsmOk, FsmResults, KafkaStateMachine } from './fsm.ts';
+import { AppendListeners } from '../../log/append-listeners.ts';
 
 /** Groups one ExpireGroups command names at most (count): a big backlog expires over several passes. */
 const EXPIRE_GROUPS_PER_COMMAND_MAX = 1000;
@@ -118,7 +119,7 @@ export class RaftBackend implements Backend {
   private readonly lastActiveMs = new Map<string, number>();
   private probe: ActiveGroupProbe = () => false;
   private readonly leadershipLostListeners = new Set<() => void>();
-  private readonly appendListeners = new Set<AppendListener>();
+  private readonly appendListeners = new AppendListeners();
   private readonly unsubscribeLeader: () => void;
   private readonly unsubscribeAppends: () => void;
   private expiryTimer: NodeJS.Timeout | null = null;
@@ -425,18 +426,11 @@ export class RaftBackend implements Backend {
 
   /** After every append applied here, and for every partition when this node stops leading (see onLeaderChange). */
   onAppend(listener: AppendListener): () => void {
-    this.appendListeners.add(listener);
-    return () => this.appendListeners.delete(listener);
+    return this.appendListeners.add(listener);
   }
 
   private notifyAppend(topic: string, partition: number): void {
-    for (const listener of this.appendListeners) {
-      try {
-        listener(topic, partition);
-      } catch (err) {
-        this.log.error({ err, topic, partition }, 'append listener failed');
-      }
-    }
+    this.appendListeners.notify(topic, partition, this.log);
   }
 
   async listOffset(topic: string, partition: number, timestamp: number, _isolationLevel: number): Promise<ListOffsetResult> {
