@@ -8,7 +8,7 @@ import { openDirectBackend, type DirectBackend } from './backends/direct/direct-
 import { openClusterNode } from './backends/raft/from-config.ts';
 import type { RaftClusterNode } from './backends/raft/open-raft-backend.ts';
 import type { Backend } from './backends/backend.ts';
-import { ConfigError, configHelp, loadConfig, parseCommandLine, topicDefaults } from './config/load.ts';
+import { ConfigError, configHelp, loadConfig, parseCommandLine, storageSettings } from './config/load.ts';
 import type { TakhinConfig } from './config/schema.ts';
 import { GroupCoordinator } from './group/coordinator.ts';
 import { createGroupHandlers } from './handlers/group-handlers.ts';
@@ -146,17 +146,7 @@ async function main(): Promise<void> {
       nodeId: config.nodeId,
       advertisedHost: host,
       advertisedPort: port,
-      rack: config.rack === '' ? null : config.rack,
-      autoCreateTopics: config.autoCreateTopics,
-      defaultPartitions: config.numPartitions,
-      defaultReplicationFactor: config.defaultReplicationFactor,
-      topicDefaults: topicDefaults(config),
-      retentionCheckIntervalMs: config.logRetentionCheckIntervalMs,
-      offsetsRetentionMs: config.offsetsRetentionMs,
-      offsetsRetentionCheckIntervalMs: config.offsetsRetentionCheckIntervalMs,
-      offsetMetadataBytesMax: config.offsetMetadataBytesMax,
-      partitionsPerTopicMax: config.partitionsPerTopicMax,
-      partitionsPerBrokerMax: config.partitionsPerBrokerMax,
+      ...storageSettings(config),
       logger: log,
     });
   } catch (err) {

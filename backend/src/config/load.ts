@@ -148,6 +148,23 @@ export function topicDefaults(c: TakhinConfig): LogConfig {
   };
 }
 
+/** The storage and topic settings both backends take (DirectBackendOptions and the Raft node's share them). */
+export function storageSettings(c: TakhinConfig) {
+  return {
+    rack: c.rack === '' ? null : c.rack,
+    autoCreateTopics: c.autoCreateTopics,
+    defaultPartitions: c.numPartitions,
+    defaultReplicationFactor: c.defaultReplicationFactor,
+    topicDefaults: topicDefaults(c),
+    retentionCheckIntervalMs: c.logRetentionCheckIntervalMs,
+    offsetsRetentionMs: c.offsetsRetentionMs,
+    offsetsRetentionCheckIntervalMs: c.offsetsRetentionCheckIntervalMs,
+    offsetMetadataBytesMax: c.offsetMetadataBytesMax,
+    partitionsPerTopicMax: c.partitionsPerTopicMax,
+    partitionsPerBrokerMax: c.partitionsPerBrokerMax,
+  };
+}
+
 /** --help text: every setting with its flag, env variable, default and meaning. */
 export function configHelp(): string {
   const lines = [

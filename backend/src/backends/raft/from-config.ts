@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { deriveClusterId, formatHostPort, parseClusterMembers } from '../../config/cluster-members.ts';
 import { parseHostPort } from '../../config/formats.ts';
-import { topicDefaults } from '../../config/load.ts';
+import { storageSettings } from '../../config/load.ts';
 import type { TakhinConfig } from '../../config/schema.ts';
 import { openRaftClusterNode, type RaftClusterNode, type RaftClusterNodeOptions } from './open-raft-backend.ts';
 
@@ -51,17 +51,7 @@ export function clusterNodeOptions(config: TakhinConfig, logger: Logger): RaftCl
     members,
     dataDir: config.dataDir,
     raftListen: listen,
-    rack: config.rack === '' ? null : config.rack,
-    autoCreateTopics: config.autoCreateTopics,
-    defaultPartitions: config.numPartitions,
-    defaultReplicationFactor: config.defaultReplicationFactor,
-    topicDefaults: topicDefaults(config),
-    retentionCheckIntervalMs: config.logRetentionCheckIntervalMs,
-    offsetsRetentionMs: config.offsetsRetentionMs,
-    offsetsRetentionCheckIntervalMs: config.offsetsRetentionCheckIntervalMs,
-    offsetMetadataBytesMax: config.offsetMetadataBytesMax,
-    partitionsPerTopicMax: config.partitionsPerTopicMax,
-    partitionsPerBrokerMax: config.partitionsPerBrokerMax,
+    ...storageSettings(config),
     timing: { tickMs: config.raftTickMs, electionTicks: config.raftElectionTicks, heartbeatTicks: config.raftHeartbeatTicks },
     checkQuorum: config.raftCheckQuorum,
     preVote: config.raftPreVote,
