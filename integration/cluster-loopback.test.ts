@@ -3,13 +3,14 @@
 // order, the three nodes end with byte-identical partition files, committed group offsets survive a failover, and
 // a follower that was down while the leader compacted its Raft log catches up through a snapshot.
 //
-// Followers do not serve Fetch (every partition is led by the Raft leader), so "read from each node" is: read every
-// partition through the cluster with kcat, then compare each node's own segment files byte for byte (sha256 of the
-// concatenated .log files per partition).
+// Every node serves Fetch from its own committed log (KIP-392): after the failover, kcat (librdkafka) reads every
+// partition once per node with client.rack set to that node's rack, so the leader points it at that node, and the
+// nodes' /metrics prove which node served the record bytes. The nodes' segment files are also compared byte for
+// byte (sha256 of the concatenated .log files per partition).
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { sleep } from './helpers/broker.ts';
@@ -39,15 +40,35 @@ function pad(seq: number): string {
   return String(seq).padStart(6, '0');
 }
 
-/** kcat reads one partition from the beginning to the high watermark: one value per line. */
-function readPartition(bootstrap: string, topic: string, partition: number): Promise<string[]> {
+/**
+ * kcat reads one partition from the beginning to the high watermark: one value per line, or "offset value" lines
+ * with withOffsets. With a rack, librdkafka
+ * sends client.rack and follows the leader's preferred read replica (KIP-392).
+ */
+function readPartition(bootstrap: string, topic: string, partition: number, rack?: string, withOffsets = false): Promise<string[]> {
+  const rackArgs = rack === undefined ? [] : ['-X', `client.rack=${rack}`];
   return new Promise((ok, fail) =>
-    execFile('kcat', ['-b', bootstrap, '-C', '-t', topic, '-p', String(partition), '-o', 'beginning', '-e', '-q', '-f', '%s\n'],
+    execFile('kcat', ['-b', bootstrap, ...rackArgs, '-C', '-t', topic, '-p', String(partition), '-o', 'beginning', '-e', '-q', '-f', withOffsets ? '%o %s\n' : '%s\n'],
       { timeout: KCAT_TIMEOUT_MS, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
         err ? fail(new Error(`kcat ${bootstrap} partition ${partition}: ${err.message}\n${stderr}`)) : ok(stdout.split('\n').filter((l) => l !== ''))));
 }
 
 /** sha256 of the concatenated .log files of one partition on one node (segments in name = base offset order). */
+function partitionBytes(dataDir: string, topic: string, partition: number): number {
+  const dir = join(dataDir, 'kafka', 'state', 'logs', `${topic}-${partition}`);
+  return readdirSync(dir).filter((n) => n.endsWith('.log')).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+}
+
+/** Record bytes each node has served by Fetch so far, as leader plus as follower (from /metrics). */
+async function servedBytes(cluster: Cluster): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const n of cluster.nodes) {
+    const m = await cluster.metrics(n.nodeId);
+    out.set(n.nodeId, (m.get('takhin_fetch_leader_bytes_total') ?? NaN) + (m.get('takhin_fetch_follower_bytes_total') ?? NaN));
+  }
+  return out;
+}
+
 function partitionDigest(dataDir: string, topic: string, partition: number): string {
   const dir = join(dataDir, 'kafka', 'state', 'logs', `${topic}-${partition}`);
   const hash = createHash('sha256');
@@ -142,22 +163,45 @@ test.serial('acks=all records survive a kill -9 of the Raft leader; all nodes ho
   const { ms, digests } = await settle(cluster, topic);
   t.log(`all three nodes byte-identical ${ms} ms after producing ended`);
 
-  const readVia = cluster.node(await cluster.leaderId()).bootstrap;
-  const seen = new Set<string>();
+  // Every acknowledged record, consumed from each of the three nodes: exactly once and in order per partition.
+  const storedBytes = Array.from({ length: PARTITIONS }, (_, p) => partitionBytes(cluster.nodes[0]!.dataDir, topic, p)).reduce((a, b) => a + b, 0);
+  const leaderNow = await cluster.leaderId();
+  /** Per node, per partition: the "offset value" lines that node served. */
+  const servedLines: string[][][] = [];
+  for (const node of cluster.nodes) {
+    const before = await servedBytes(cluster);
+    const seen = new Set<string>();
+    const lines: string[][] = [];
+    for (let p = 0; p < PARTITIONS; p++) {
+      const read = await readPartition(node.bootstrap, topic, p, node.rack, true);
+      lines.push(read);
+      let prev = -1;
+      for (const line of read) {
+        const v = line.slice(line.indexOf(' ') + 1);
+        const seq = Number(v);
+        if (seq % PARTITIONS !== p) t.fail(`node ${node.nodeId}: record ${v} in partition ${p}`);
+        if (!(seq > prev)) t.fail(`node ${node.nodeId}, partition ${p}: ${v} after ${pad(prev)} (duplicate or out of order)`);
+        prev = seq;
+        seen.add(v);
+      }
+    }
+    const missing = [...result.acked].filter((v) => !seen.has(v));
+    t.deepEqual(missing.slice(0, 20), [], `node ${node.nodeId}: ${missing.length} acknowledged records missing`);
+    const after = await servedBytes(cluster);
+    const served = cluster.nodes.map((n) => after.get(n.nodeId)! - before.get(n.nodeId)!);
+    t.log(`node ${node.nodeId} (${node.nodeId === leaderNow ? 'leader' : 'follower'}): ${seen.size} records read back; record bytes served per node ${served.join(' / ')} (stored ${storedBytes})`);
+    t.true(served[node.nodeId - 1]! >= storedBytes, `node ${node.nodeId} served ${served[node.nodeId - 1]} of ${storedBytes} bytes`);
+    for (const other of cluster.nodes) if (other !== node) t.is(served[other.nodeId - 1], 0, `node ${other.nodeId} served records meant for node ${node.nodeId}`);
+    servedLines.push(lines);
+  }
+  // The same records at the same offsets from every node.
   for (let p = 0; p < PARTITIONS; p++) {
-    const values = await readPartition(readVia, topic, p);
-    let prev = -1;
-    for (const v of values) {
-      const seq = Number(v);
-      t.is(seq % PARTITIONS, p, `record ${v} in partition ${p}`);
-      if (!(seq > prev)) t.fail(`partition ${p}: ${v} after ${pad(prev)} (duplicate or out of order)`);
-      prev = seq;
-      seen.add(v);
+    for (let n = 1; n < servedLines.length; n++) {
+      if (servedLines[n]![p]!.join('\n') !== servedLines[0]![p]!.join('\n')) t.fail(`partition ${p}: node ${n + 1} serves other offsets or records than node 1`);
     }
   }
-  const missing = [...result.acked].filter((v) => !seen.has(v));
-  t.deepEqual(missing.slice(0, 20), [], `${missing.length} acknowledged records missing`);
-  t.log(`read back ${seen.size} records; partition digests ${digests.map((d) => d.slice(0, 8)).join(' ')}`);
+  t.log(`end offsets per partition, the same on every node: ${servedLines[0]!.map((l) => l.length === 0 ? '-' : l[l.length - 1]!.split(' ')[0]).join(' ')}`);
+  t.log(`partition digests ${digests.map((d) => d.slice(0, 8)).join(' ')}`);
 });
 
 test.serial('committed group offsets survive a leader failover', async (t) => {

@@ -82,6 +82,27 @@ function kafkaServerMetrics(server: KafkaServer): Metric[] {
   ];
 }
 
+function clusterMetrics(cluster: RaftClusterNode): Metric[] {
+  const leader = cluster.node.leader();
+  const raft = cluster.node.metrics();
+  const reads = cluster.backend.readMetrics();
+  const gauge = (name: string, help: string, value: number): Metric => ({ name, help, type: 'gauge', value });
+  const counter = (name: string, help: string, value: number): Metric => ({ name, help, type: 'counter', value });
+  return [
+    gauge('takhin_raft_leader_id', 'The Raft leader this node knows (-1: none).', leader.leaderId),
+    gauge('takhin_raft_is_leader', '1 while this node leads.', leader.isLeader ? 1 : 0),
+    gauge('takhin_raft_term', 'Current Raft term (= every partition\'s leader epoch).', raft.term),
+    gauge('takhin_raft_commit_index', 'Highest Raft log index known committed.', raft.commit),
+    gauge('takhin_raft_applied_index', 'Highest Raft log index applied to the local partition logs.', raft.applied),
+    gauge('takhin_raft_snapshot_index', 'Index of the latest local snapshot.', raft.snapshotIndex),
+    counter('takhin_raft_persists_total', 'Durable (fsynced) Raft log writes.', raft.persists),
+    counter('takhin_raft_entries_applied_total', 'Raft entries applied.', raft.entriesApplied),
+    counter('takhin_fetch_leader_bytes_total', 'Record bytes served by Fetch while leading.', reads.leaderBytes),
+    counter('takhin_fetch_follower_bytes_total', 'Record bytes served by Fetch as a follower (KIP-392).', reads.followerBytes),
+    counter('takhin_fetch_preferred_replica_redirects_total', 'Fetches pointed to a follower in the client\'s rack.', reads.redirects),
+  ];
+}
+
 function shutdownOnSignals(log: Logger, server: KafkaServer, backend: Backend, groups: GroupCoordinator,
   admin: AdminServer | null, beforeStop: () => Promise<unknown> = async () => undefined): void {
   let stopping = false;
@@ -134,7 +155,8 @@ async function main(): Promise<void> {
   let cluster: RaftClusterNode | null = null;
   // Ready: serving, and in cluster mode a Raft leader is known (writes and admin requests can succeed).
   const ready = () => lifecycle.serving && (cluster === null || cluster.node.leader().leaderId !== -1);
-  const admin = await startAdmin(config, log, ready, () => [...processMetrics(), ...kafkaServerMetrics(server)]);
+  const admin = await startAdmin(config, log, ready,
+    () => [...processMetrics(), ...kafkaServerMetrics(server), ...(cluster !== null ? clusterMetrics(cluster) : [])]);
 
   let backend: DirectBackend | RaftClusterNode['backend'];
   try {
@@ -186,7 +208,8 @@ async function main(): Promise<void> {
   shutdownOnSignals(log, server, backend, groups, admin, async () => {
     // Kafka's controlled shutdown: another node takes over, and this one keeps answering for a moment, so
     // clients follow its redirects (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR) instead of failed connections.
-    if (cluster === null || !cluster.node.leader().isLeader) return;
+    // A follower refuses reads from now on, so its consumers move to another node before it goes away.
+    if (cluster === null) return;
     if (await cluster.backend.handOffLeadership(LEADERSHIP_HANDOFF_WAIT_MS)) await new Promise((r) => setTimeout(r, LEADERSHIP_HANDOFF_GRACE_MS));
   });
   lifecycle.serving = true;

@@ -14,6 +14,10 @@ export interface ClusterNode {
   nodeId: number;
   kafkaPort: number;
   raftPort: number;
+  /** The admin HTTP port (/healthz, /readyz, /metrics). */
+  adminPort: number;
+  /** broker.rack: rack-<nodeId>. */
+  rack: string;
   dataDir: string;
   bootstrap: string;
   /** The running process, or null while the node is down. */
@@ -31,6 +35,8 @@ export interface Cluster {
   restart(nodeId: number, env?: Record<string, string>): Promise<void>;
   /** The controller id Metadata reports (the Raft leader), asked of the running nodes; waits up to timeoutMs. */
   leaderId(timeoutMs?: number, exclude?: number): Promise<number>;
+  /** One node's /metrics as name -> value (unlabelled metrics only). */
+  metrics(nodeId: number): Promise<Map<string, number>>;
   /** Everything every node printed, for failure messages. */
   output(): string;
   /** Kills every process and removes every data directory. */
@@ -48,10 +54,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   for (const nodeId of [1, 2, 3]) {
     const kafkaPort = await freePort();
     const raftPort = await freePort();
-    nodes.push({ nodeId, kafkaPort, raftPort, dataDir: mkdtempSync(join(tmpdir(), `takhin-cluster-n${nodeId}-`)),
+    const adminPort = await freePort();
+    nodes.push({ nodeId, kafkaPort, raftPort, adminPort, rack: `rack-${nodeId}`, dataDir: mkdtempSync(join(tmpdir(), `takhin-cluster-n${nodeId}-`)),
       bootstrap: `127.0.0.1:${kafkaPort}`, proc: null });
   }
-  const members = nodes.map((n) => `${n.nodeId}@127.0.0.1:${n.raftPort}@127.0.0.1:${n.kafkaPort}`).join(',');
+  const members = nodes.map((n) => `${n.nodeId}@127.0.0.1:${n.raftPort}@127.0.0.1:${n.kafkaPort}@rack=${n.rack}`).join(',');
   const logs = new Map<number, string[]>();
 
   const launch = async (n: ClusterNode, env?: Record<string, string>): Promise<void> => {
@@ -60,7 +67,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       dataDir: n.dataDir,
       env: { ...options.env, ...env },
       args: ['--mode', 'raft', '--node-id', String(n.nodeId), '--initial-members', members,
-        '--raft-address', `127.0.0.1:${n.raftPort}`, '--hosts', '127.0.0.1', '--default-replication-factor', '3',
+        '--raft-address', `127.0.0.1:${n.raftPort}`, '--admin-port', String(n.adminPort), '--hosts', '127.0.0.1', '--default-replication-factor', '3',
         '--group-initial-rebalance-delay-ms', '0', ...(options.args ?? [])],
     });
   };
@@ -105,6 +112,16 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         await sleep(200);
       }
       throw new Error(`no leader within ${timeoutMs} ms (last error: ${last})\n${cluster.output()}`);
+    },
+    async metrics(nodeId) {
+      const res = await fetch(`http://127.0.0.1:${node(nodeId).adminPort}/metrics`);
+      if (!res.ok) throw new Error(`node ${nodeId} /metrics: HTTP ${res.status}`);
+      const out = new Map<string, number>();
+      for (const line of (await res.text()).split('\n')) {
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/.exec(line);
+        if (m !== null) out.set(m[1]!, Number(m[2]));
+      }
+      return out;
     },
     output() {
       return nodes.map((n) => `---- node ${n.nodeId}\n${[...(logs.get(n.nodeId) ?? []), n.proc?.output() ?? ''].join('\n-- restart --\n').slice(-4000)}`).join('\n');

@@ -122,6 +122,17 @@ export interface ReadOptions {
    * once an earlier partition of the response returned data, so a spent budget reads nothing.
    */
   minOneBatch?: boolean;
+  /**
+   * The leader epoch the client believes current (Fetch v9+ current_leader_epoch); -1 or absent: not checked.
+   * Older than the partition's epoch: FENCED_LEADER_EPOCH; newer: UNKNOWN_LEADER_EPOCH (KIP-320).
+   */
+  currentLeaderEpoch?: number;
+  /**
+   * The consumer's rack (Fetch v11+ rack_id, '' when it has none). Present only for v11+ consumers, which may
+   * read from a follower (KIP-392): a follower serves them, and a leader may point them to a follower in
+   * their rack (ReadResult.preferredReadReplica). Absent: an older client, which only the leader serves.
+   */
+  clientRack?: string;
 }
 
 export interface ReadResult {
@@ -132,6 +143,11 @@ export interface ReadResult {
   highWatermark: number;
   lastStableOffset: number;
   logStartOffset: number;
+  /**
+   * KIP-392: the node the client should fetch this partition from instead (-1 or absent: read here). When set,
+   * records is empty and the client repeats the fetch there.
+   */
+  preferredReadReplica?: number;
 }
 
 export interface ListOffsetResult {

@@ -1,8 +1,11 @@
 // The members of a Raft cluster as the configuration names them: one string per node,
-//   "<nodeId>@<raftHost>:<raftPort>@<kafkaHost>:<kafkaPort>"    e.g. "1@127.0.0.1:8001@127.0.0.1:9092"
+//   "<nodeId>@<raftHost>:<raftPort>@<kafkaHost>:<kafkaPort>[@rack=<rack>]"
+//   e.g. "1@127.0.0.1:8001@127.0.0.1:9092" or "1@10.0.0.1:8001@kafka-1.example:9092@rack=eu-west-1a"
 // (IPv6 hosts in brackets: "2@[::1]:8002@[::1]:9093"). The Raft address is where peers reach the node; the
-// Kafka address is what Metadata advertises to clients for it. One string per node keeps a node's id and both
-// of its addresses together, so a list can never pair an id with another node's address.
+// Kafka address is what Metadata advertises to clients for it; the rack (broker.rack) is what Metadata reports
+// and what the leader matches a consumer's client.rack against to let it fetch from a nearby follower (KIP-392).
+// One string per node keeps a node's id, addresses and rack together, so a list can never pair an id with
+// another node's address, and every node knows every node's rack.
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 
@@ -12,10 +15,14 @@ export interface ClusterMember {
   raftPort: number;
   kafkaHost: string;
   kafkaPort: number;
+  /** broker.rack of that node; null: none. */
+  rack: string | null;
 }
 
 const HOST = String.raw`(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)`;
-const MEMBER = new RegExp(String.raw`^(\d{1,10})@${HOST}:(\d{1,5})@${HOST}:(\d{1,5})$`);
+// Kafka puts no rule on rack names; these characters keep the member string unambiguous and log-safe.
+const RACK = String.raw`([A-Za-z0-9._:/-]{1,255})`;
+const MEMBER = new RegExp(String.raw`^(\d{1,10})@${HOST}:(\d{1,5})@${HOST}:(\d{1,5})(?:@rack=${RACK})?$`);
 const INT32_MAX = 2147483647;
 
 function host(text: string): string {
@@ -34,10 +41,10 @@ function port(text: string, what: string): number {
 /** Parses one member string; throws an Error that says what is wrong. */
 export function parseClusterMember(spec: string): ClusterMember {
   const m = MEMBER.exec(spec.trim());
-  if (m === null) throw new Error(`${JSON.stringify(spec)} is not "<nodeId>@<raftHost>:<raftPort>@<kafkaHost>:<kafkaPort>"`);
+  if (m === null) throw new Error(`${JSON.stringify(spec)} is not "<nodeId>@<raftHost>:<raftPort>@<kafkaHost>:<kafkaPort>[@rack=<rack>]"`);
   const nodeId = Number(m[1]);
   if (nodeId > INT32_MAX) throw new Error(`node id ${m[1]} is above ${INT32_MAX}`);
-  return { nodeId, raftHost: host(m[2]!), raftPort: port(m[3]!, 'raft'), kafkaHost: host(m[4]!), kafkaPort: port(m[5]!, 'kafka') };
+  return { nodeId, raftHost: host(m[2]!), raftPort: port(m[3]!, 'raft'), kafkaHost: host(m[4]!), kafkaPort: port(m[5]!, 'kafka'), rack: m[6] ?? null };
 }
 
 /** Parses and checks a whole member list: at least one member, distinct ids, distinct Raft addresses. */

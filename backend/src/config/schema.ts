@@ -61,6 +61,7 @@ export interface TakhinConfig {
   mode: 'direct' | 'raft';
   clusterId: string;
   initialMembers: string[];
+  replicaSelector: 'rack' | 'none';
   raftAddress: string;
   raftTickMs: number;
   raftElectionTicks: number;
@@ -243,11 +244,18 @@ const SETTINGS: Record<SettingName, Setting> = {
     default: '',
   },
   initialMembers: {
-    doc: 'The voters of the cluster (raft mode), one "nodeId@raftHost:raftPort@kafkaHost:kafkaPort" per node ' +
-      '(IPv6 hosts in brackets), comma-separated in env/flags. The Raft address is where peers reach the node, ' +
-      'the Kafka address what Metadata advertises for it. Must list this node (nodeId >= 1).',
+    doc: 'The voters of the cluster (raft mode), one "nodeId@raftHost:raftPort@kafkaHost:kafkaPort[@rack=RACK]" per ' +
+      'node (IPv6 hosts in brackets), comma-separated in env/flags. The Raft address is where peers reach the node, ' +
+      'the Kafka address what Metadata advertises for it, the rack its broker.rack. Must list this node (nodeId >= 1).',
     format: MEMBER_LIST,
     default: [],
+  },
+  replicaSelector: {
+    doc: 'KIP-392 on the leader (raft mode): rack points a consumer whose client.rack matches another member\'s rack ' +
+      'to that member (a replicating follower heard from within an election timeout); none: consumers read from the ' +
+      'leader. Followers serve Fetch v11+ either way.',
+    format: ['rack', 'none'],
+    default: 'rack',
   },
   raftAddress: {
     doc: 'host:port the Raft transport listens on; empty: this node\'s Raft address from initialMembers.',

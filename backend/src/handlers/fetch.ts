@@ -9,6 +9,10 @@
 // Backend.onAppend and reads again whenever a requested partition grows, until min_bytes is reached, the wait
 // (capped by fetchWaitMaxMs) ends, or the connection closes. Any partition error answers at once.
 //
+// Replicas (KIP-320, KIP-392): each partition's current_leader_epoch (v9+) and the request's rack_id (v11+)
+// go to the Backend, which fences stale epochs and, in cluster mode, may serve the read as a follower or point
+// the client to a preferred read replica; such a partition is answered at once with no records.
+//
 // Fetch sessions (KIP-227, v7+): this broker never creates a session, as Kafka does when its session cache
 // is full. A full fetch (session epoch 0 or -1) is served sessionless and answered with session id 0, so the
 // Java client keeps sending full fetches (librdkafka and kafkajs never ask for sessions); an incremental fetch
@@ -40,9 +44,15 @@ export const DEFAULT_FETCH_RESPONSE_BYTES_MAX = 55 * 1024 * 1024;
 /** v13+ name topics by id only. */
 const TOPIC_ID_MIN_VERSION = 13;
 const SESSION_MIN_VERSION = 7;
+/** v9 added current_leader_epoch (KIP-320). */
+const LEADER_EPOCH_MIN_VERSION = 9;
+/** v11 added rack_id and preferred_read_replica (KIP-392). */
+const RACK_MIN_VERSION = 11;
 const FULL_FETCH_EPOCHS = new Set([0, -1]);
 const READ_COMMITTED = 1;
 const EMPTY_RECORDS: Buffer[] = [];
+/** Errors whose partition response names the current leader (v12+ tagged current_leader, KIP-951). */
+const LEADER_HINT_ERRORS = new Set<number>([ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH]);
 // Shared defaults of the v12+ tagged fields (the encoder skips them): no allocation per partition.
 const NO_DIVERGING_EPOCH = Object.freeze({ epoch: -1, endOffset: -1n });
 const NO_LEADER = Object.freeze({ leaderId: -1, leaderEpoch: -1 });
@@ -78,6 +88,8 @@ interface PlannedPartition {
   maxBytes: number;
   /** Set when the partition cannot be read at all (unknown topic or partition). */
   errorCode: number;
+  /** current_leader_epoch (v9+), -1: unchecked. */
+  currentLeaderEpoch: number;
 }
 
 interface Plan {
@@ -85,6 +97,8 @@ interface Plan {
   topics: FetchTopic[];
   maxBytes: number;
   isolationLevel: number;
+  /** The client's rack (v11+ rack_id); undefined for older versions, which only a leader serves (KIP-392). */
+  clientRack: string | undefined;
   /** topic name -> requested partitions, for the onAppend listener (no allocation per append). */
   watched: Map<string, Set<number>>;
 }
@@ -92,7 +106,8 @@ interface Plan {
 interface Assembled {
   responses: TopicResponse[];
   bytes: number;
-  hasError: boolean;
+  /** A partition failed or points elsewhere (preferred read replica): answer now, do not long-poll. */
+  answerNow: boolean;
 }
 
 async function handleFetch(request: FetchRequest, ctx: RequestContext, limits: Limits): Promise<FetchResponse> {
@@ -120,7 +135,10 @@ function makePlan(request: FetchRequest, ctx: RequestContext, limits: Limits): P
     const name = info?.name ?? t.topic;
     for (const p of t.partitions) {
       const errorCode = partitionError(info, p.partition, unknownTopic);
-      partitions.push({ topicIndex, topic: name, partition: p.partition, fetchOffset: Number(p.fetchOffset), maxBytes: Math.max(p.partitionMaxBytes, 0), errorCode });
+      partitions.push({
+        topicIndex, topic: name, partition: p.partition, fetchOffset: Number(p.fetchOffset), maxBytes: Math.max(p.partitionMaxBytes, 0), errorCode,
+        currentLeaderEpoch: ctx.apiVersion >= LEADER_EPOCH_MIN_VERSION ? p.currentLeaderEpoch : -1,
+      });
       if (errorCode !== ErrorCode.NONE) continue;
       let set = watched.get(name);
       if (set === undefined) watched.set(name, (set = new Set()));
@@ -132,6 +150,7 @@ function makePlan(request: FetchRequest, ctx: RequestContext, limits: Limits): P
     topics: request.topics,
     maxBytes: Math.min(Math.max(request.maxBytes, 0), limits.responseBytesMax),
     isolationLevel: request.isolationLevel,
+    clientRack: ctx.apiVersion >= RACK_MIN_VERSION ? request.rackId : undefined,
     watched,
   };
 }
@@ -149,17 +168,18 @@ async function readAll(plan: Plan, ctx: RequestContext): Promise<Assembled> {
   const responses: TopicResponse[] = plan.topics.map((t) => ({ topic: t.topic, topicId: t.topicId, partitions: [] }));
   let remaining = plan.maxBytes;
   let bytes = 0;
-  let hasError = false;
+  let answerNow = false;
   let minOneBatch = true;
   for (const p of plan.partitions) {
     const out = responses[p.topicIndex]!.partitions;
     const limit = Math.min(p.maxBytes, remaining);
-    const read = p.errorCode !== ErrorCode.NONE ? p.errorCode : await readPartition(ctx, p, limit, plan.isolationLevel, minOneBatch);
+    const read = p.errorCode !== ErrorCode.NONE ? p.errorCode : await readPartition(ctx, p, limit, plan, minOneBatch);
     if (typeof read === 'number') {
-      hasError = true;
+      answerNow = true;
       out.push(errorPartition(ctx, p, read));
       continue;
     }
+    if (read.preferredReadReplica !== undefined && read.preferredReadReplica >= 0) answerNow = true;
     // The Backend may return more than asked (at least one batch): keep to the budget here as well.
     const records = takeBatches(read.records, read.bytes, limit, minOneBatch);
     const taken = records === read.records ? read.bytes : sizeOf(records);
@@ -168,13 +188,14 @@ async function readAll(plan: Plan, ctx: RequestContext): Promise<Assembled> {
     bytes += taken;
     out.push(dataPartition(p, read, records, plan.isolationLevel));
   }
-  return { responses, bytes, hasError };
+  return { responses, bytes, answerNow };
 }
 
 /** The read, or the error code it failed with. */
-async function readPartition(ctx: RequestContext, p: PlannedPartition, limit: number, isolationLevel: number, minOneBatch: boolean): Promise<ReadResult | number> {
+async function readPartition(ctx: RequestContext, p: PlannedPartition, limit: number, plan: Plan, minOneBatch: boolean): Promise<ReadResult | number> {
   try {
-    return await ctx.backend.read(p.topic, p.partition, p.fetchOffset, limit, { isolationLevel, minOneBatch });
+    const options = { isolationLevel: plan.isolationLevel, minOneBatch, currentLeaderEpoch: p.currentLeaderEpoch };
+    return await ctx.backend.read(p.topic, p.partition, p.fetchOffset, limit, plan.clientRack === undefined ? options : { ...options, clientRack: plan.clientRack });
   } catch (err) {
     return errorCodeFor(ctx, err, `${p.topic}-${p.partition}`);
   }
@@ -232,7 +253,7 @@ function dataPartition(p: PlannedPartition, read: ReadResult, records: Buffer[],
     snapshotId: NO_SNAPSHOT,
     // Kafka: null for read_uncommitted; read_committed lists the aborted transactions in range (we keep none).
     abortedTransactions: isolationLevel === READ_COMMITTED ? [] : null,
-    preferredReadReplica: -1,
+    preferredReadReplica: read.preferredReadReplica ?? -1,
     records,
   };
 }
@@ -246,7 +267,7 @@ function errorPartition(ctx: RequestContext, p: PlannedPartition, errorCode: num
     lastStableOffset: -1n,
     logStartOffset: -1n,
     divergingEpoch: NO_DIVERGING_EPOCH,
-    currentLeader: errorCode === ErrorCode.NOT_LEADER_OR_FOLLOWER ? currentLeader(ctx, p.topic, p.partition) : NO_LEADER,
+    currentLeader: LEADER_HINT_ERRORS.has(errorCode) ? currentLeader(ctx, p.topic, p.partition) : NO_LEADER,
     snapshotId: NO_SNAPSHOT,
     abortedTransactions: null,
     preferredReadReplica: -1,
@@ -265,7 +286,7 @@ async function readWithWait(plan: Plan, ctx: RequestContext, minBytes: number, w
   const unsubscribe = ctx.backend.onAppend(waiter.listener);
   try {
     let result = await readAll(plan, ctx);
-    while (result.bytes < minBytes && !result.hasError && plan.watched.size > 0) {
+    while (result.bytes < minBytes && !result.answerNow && plan.watched.size > 0) {
       const left = deadline - performance.now();
       if (left <= 0 || ctx.signal.aborted) break;
       if (!(await waiter.wait(left, ctx.signal))) break;

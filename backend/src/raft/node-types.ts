@@ -45,6 +45,17 @@ export interface StateMachine {
   restore(index: number, chunks: SnapshotChunks): Promise<void>;
 }
 
+/** What the leader knows of one voter's replication (see RaftNodeApi.replicas). */
+export interface ReplicaState {
+  nodeId: NodeId;
+  /** The highest log index known to be stored on that node. */
+  match: number;
+  /** Heard from within the last election timeout (always true for the leader itself). */
+  active: boolean;
+  /** The leader streams entries to it (not probing, not waiting for a snapshot). */
+  replicating: boolean;
+}
+
 export interface LeaderInfo {
   leaderId: NodeId;
   term: number;
@@ -64,6 +75,11 @@ export interface RaftNodeApi {
   /** Linearizable read barrier (ReadIndex): resolves once this leader's applied index covers the read. */
   readBarrier(signal?: AbortSignal): Promise<void>;
   leader(): LeaderInfo;
+  /**
+   * On the leader: its commit index and every voter's replication state (for choosing a follower a consumer
+   * may read from). null on any other node.
+   */
+  replicas(): { commit: number; voters: ReplicaState[] } | null;
   onLeaderChange(listener: (info: LeaderInfo) => void): () => void;
   transferLeadership(to: NodeId): void;
 }

@@ -47,7 +47,7 @@ import { ProposalRegistry, ReadRegistry, abortReason, listenAbort, settle } from
 import type { PendingProposal, PendingRead } from './node-pending.ts';
 import { NodeSnapshots } from './node-snapshots.ts';
 import { NotLeaderError } from './node-types.ts';
-import type { LeaderInfo, NodeId, RaftNodeApi, StateMachine } from './node-types.ts';
+import type { LeaderInfo, NodeId, RaftNodeApi, ReplicaState, StateMachine } from './node-types.ts';
 import { LmdbLogStore } from './storage/lmdb-log-store.ts';
 import type { PersistRequest } from './storage/lmdb-log-store.ts';
 import { SnapshotStore } from './storage/snapshot-store.ts';
@@ -271,6 +271,20 @@ export class RaftNode implements RaftNodeApi {
 
   leader(): LeaderInfo {
     return { ...this.info };
+  }
+
+  replicas(): { commit: number; voters: ReplicaState[] } | null {
+    const raw = this.raw;
+    if (raw === undefined || this.state !== 'running') return null;
+    const status = raw.status();
+    if (status.progress === undefined) return null;
+    const voters: ReplicaState[] = [];
+    for (const [nodeId, pr] of status.progress) {
+      if (pr.isLearner) continue;
+      const self = nodeId === this.nodeId;
+      voters.push({ nodeId, match: pr.match, active: self || pr.recentActive, replicating: self || pr.state === 'replicate' });
+    }
+    return { commit: status.hardState.commit, voters };
   }
 
   onLeaderChange(listener: (info: LeaderInfo) => void): () => void {

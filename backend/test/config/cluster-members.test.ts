@@ -2,11 +2,14 @@ import test from 'ava';
 import { deriveClusterId, formatHostPort, parseClusterMember, parseClusterMembers } from '../../src/config/cluster-members.ts';
 import { loadConfig } from '../../src/config/load.ts';
 
-test('member strings name the id, the Raft address and the Kafka address', (t) => {
-  t.deepEqual(parseClusterMember('1@127.0.0.1:8001@127.0.0.1:9092'), { nodeId: 1, raftHost: '127.0.0.1', raftPort: 8001, kafkaHost: '127.0.0.1', kafkaPort: 9092 });
-  t.deepEqual(parseClusterMember(' 12@node-b.local:8002@[::1]:9093 '), { nodeId: 12, raftHost: 'node-b.local', raftPort: 8002, kafkaHost: '::1', kafkaPort: 9093 });
-  for (const bad of ['1@127.0.0.1:8001', 'x@h:1@h:2', '1@h:0@h:2', '1@h:1@h:70000', '1@[zz]:1@h:2', '1@h:1@h:2@h:3', '99999999999@h:1@h:2']) {
-    t.throws(() => parseClusterMember(bad), undefined, bad);
+test('member strings name the id, the Raft address, the Kafka address and optionally the rack', (t) => {
+  t.deepEqual(parseClusterMember('1@127.0.0.1:8001@127.0.0.1:9092'), { nodeId: 1, raftHost: '127.0.0.1', raftPort: 8001, kafkaHost: '127.0.0.1', kafkaPort: 9092, rack: null });
+  t.deepEqual(parseClusterMember(' 12@node-b.local:8002@[::1]:9093 '), { nodeId: 12, raftHost: 'node-b.local', raftPort: 8002, kafkaHost: '::1', kafkaPort: 9093, rack: null });
+  t.is(parseClusterMember('3@h:1@h:2@rack=eu-west-1a').rack, 'eu-west-1a');
+  const bad = ['1@127.0.0.1:8001', 'x@h:1@h:2', '1@h:0@h:2', '1@h:1@h:70000', '1@[zz]:1@h:2', '1@h:1@h:2@h:3', '99999999999@h:1@h:2',
+    '1@h:1@h:2@rack=', '1@h:1@h:2@rack=a b', '1@h:1@h:2@zone=a', `1@h:1@h:2@rack=${'r'.repeat(256)}`];
+  for (const bad1 of bad) {
+    t.throws(() => parseClusterMember(bad1), undefined, bad1);
   }
   t.is(formatHostPort('::1', 9), '[::1]:9');
   t.is(formatHostPort('h', 9), 'h:9');

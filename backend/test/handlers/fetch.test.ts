@@ -284,3 +284,17 @@ test('read_committed reports an empty aborted-transaction list', async (t) => {
   t.deepEqual(part(res, 0, 0).abortedTransactions, []);
   t.deepEqual(valuesOf(part(res, 0, 0).records), ['a']);
 });
+
+test('current_leader_epoch (v9+) is checked against the single node\'s epoch 0 (KIP-320)', async (t) => {
+  const h = await setup(t, 1);
+  await append(h, 0, ['a']);
+  const withEpoch = (epoch: number): FetchRequest => {
+    const r = fetchRequest([{ topic: 'events', partitions: [{ partition: 0, fetchOffset: 0 }] }]);
+    r.topics[0]!.partitions[0]!.currentLeaderEpoch = epoch;
+    return r;
+  };
+  t.deepEqual(valuesOf(part(await roundTrip(fetchHandler, h, 12, withEpoch(0)), 0, 0).records), ['a']);
+  t.is(part(await roundTrip(fetchHandler, h, 12, withEpoch(3)), 0, 0).errorCode, ErrorCode.UNKNOWN_LEADER_EPOCH);
+  // v8 has no such field on the wire: whatever the struct says is not sent, so nothing is checked.
+  t.is(part(await roundTrip(fetchHandler, h, 8, withEpoch(3)), 0, 0).errorCode, ErrorCode.NONE);
+});

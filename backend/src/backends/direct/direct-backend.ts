@@ -27,6 +27,7 @@ import {
   type ReadResult,
   type TopicInfo,
 } from '../backend.ts';
+import { checkLeaderEpoch } from '../leader-epoch.ts';
 import { listLogOffset } from '../list-offset.ts';
 import { describeBrokerConfigs } from './broker-configs.ts';
 import { ProducerIdAllocator } from './producer-ids.ts';
@@ -215,6 +216,7 @@ export class DirectBackend implements Backend {
   async read(topic: string, partition: number, offset: number, maxBytes: number, options: ReadOptions): Promise<ReadResult> {
     // No transactions exist, so READ_COMMITTED sees what READ_UNCOMMITTED sees (last stable = high watermark).
     const log = this.requirePartition(topic, partition).logs[partition]!;
+    checkLeaderEpoch(options.currentLeaderEpoch, LEADER_EPOCH, `${topic}-${partition}`);
     const r = log.read(offset, maxBytes, options.minOneBatch ?? true);
     return { records: r.records, bytes: r.bytes, highWatermark: r.highWatermark, lastStableOffset: r.lastStableOffset, logStartOffset: r.logStartOffset };
   }

@@ -33,6 +33,12 @@ export function clusterNodeOptions(config: TakhinConfig, logger: Logger): RaftCl
   if (config.nodeId < 1) fail(`nodeId must be >= 1 (got ${config.nodeId}); 0 means "no node" in Raft`);
   const self = members.find((m) => m.nodeId === config.nodeId);
   if (self === undefined) return fail(`nodeId ${config.nodeId} is not one of initialMembers (${members.map((m) => m.nodeId).join(', ')})`);
+  // broker.rack may be given by the member string (every node then knows it) or by this node's rack setting.
+  const ownRack = config.rack === '' ? null : config.rack;
+  if (ownRack !== null && self.rack !== null && ownRack !== self.rack) {
+    fail(`rack ${ownRack} differs from this node's rack in initialMembers (${self.rack})`);
+  }
+  if (ownRack !== null && self.rack === null) members = members.map((m) => (m === self ? { ...m, rack: ownRack } : m));
   const listen = config.raftAddress === '' ? { host: self.raftHost, port: self.raftPort } : parseHostPort(config.raftAddress);
   if (listen === null) return fail(`raftAddress ${config.raftAddress} is not host:port`);
   if (config.raftElectionTicks <= config.raftHeartbeatTicks) fail('raftElectionTicks must be greater than raftHeartbeatTicks');
@@ -69,6 +75,7 @@ export function clusterNodeOptions(config: TakhinConfig, logger: Logger): RaftCl
       snapshotsRetained: config.snapshotsRetained,
     },
     forwardTimeoutMs: config.proposalTimeoutMs,
+    replicaSelector: config.replicaSelector,
     batcher: {
       appendCoalesceBytesMax: config.appendCoalesceBytesMax,
       appendCoalesceCountMax: config.appendCoalesceCountMax,

@@ -19,7 +19,8 @@ export interface RaftClusterNodeOptions {
   dataDir: string;
   /** Where the Raft transport listens (port 0: any free port, tests). */
   raftListen: { host: string; port: number };
-  rack: string | null;
+  /** KIP-392 replica selection on the leader (see RaftBackendOptions.replicaSelector). */
+  replicaSelector: 'rack' | 'none';
   autoCreateTopics: boolean;
   defaultPartitions: number;
   defaultReplicationFactor: number;
@@ -90,7 +91,7 @@ export async function openRaftClusterNode(o: RaftClusterNodeOptions): Promise<Ra
       fsm,
       clusterId: o.clusterId,
       members: o.members,
-      rack: o.rack,
+      replicaSelector: o.replicaSelector,
       logDir: fsm.logDir,
       autoCreateTopics: o.autoCreateTopics,
       defaultPartitions: o.defaultPartitions,

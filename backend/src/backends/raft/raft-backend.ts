@@ -13,9 +13,14 @@
 // fails the messages of a topic whose auto-creation answers NOT_CONTROLLER. Forwarding cannot loop: a node
 // believes X leads only for its current term, in which X won, so along a chain of forwards terms only grow.
 //
-// Reads: Fetch and ListOffsets are served by the leader only (from its local state, which holds everything
-// committed once its election read barrier passed); a follower answers NOT_LEADER_OR_FOLLOWER, as a Kafka
-// follower does, so a client with stale metadata refreshes it instead of reading from a node that may go away.
+// Reads: every node serves Fetch from its own local log, which holds exactly the committed entries it has
+// applied: a follower's data is a prefix of the leader's, never anything uncommitted. As in Kafka (KIP-392),
+// a follower serves consumers that send Fetch v11+ (which carries client metadata), a fetch past its local end
+// waits (long-poll) until it has applied that far, and older Fetch versions get NOT_LEADER_OR_FOLLOWER. The
+// leader points a consumer whose client.rack matches another node's rack to that node (preferred read
+// replica) when the node is replicating and heard from recently. A follower that knows no leader (partitioned,
+// election under way) or is shutting down answers NOT_LEADER_OR_FOLLOWER so its clients move on. ListOffsets
+// stays on the leader (Kafka's rule: its answer must match the leader's view of the log end).
 // Metadata, OffsetFetch (through the coordinator) and configs are answered locally by any node.
 //
 // Acks: acks=1 and acks=-1 both answer after commit (a majority of voters has the batch) and apply; acks=0
@@ -52,6 +57,7 @@ import { validateProducePayload } from '../../protocol/records/batch.ts';
 import { NotLeaderError, type LeaderInfo, type RaftNodeApi } from '../../raft/node-types.ts';
 import { ApiKey, type CreateTopicsRequest, type CreateTopicsResponse } from '../../protocol/generated/index.ts';
 import { describeBrokerConfigs } from '../direct/broker-configs.ts';
+import { checkLeaderEpoch } from '../leader-epoch.ts';
 import { listLogOffset } from '../list-offset.ts';
 import { AppendBatcher, type AppendBatcherLimits } from './append-batcher.ts';
 import { KafkaForwarder } from './forwarder.ts';
@@ -80,7 +86,12 @@ export interface RaftBackendOptions extends AppendBatcherLimits {
   clusterId: string;
   /** Every voter, this node included. */
   members: readonly ClusterMember[];
-  rack: string | null;
+  /**
+   * KIP-392 replica selection on the leader: 'rack' points a consumer whose client.rack matches another
+   * member's rack to that member; 'none' never points anywhere (consumers read from the leader unless their
+   * metadata is stale). Followers serve Fetch v11+ either way.
+   */
+  replicaSelector: 'rack' | 'none';
   /** Where the partition logs are (DescribeConfigs log.dirs). */
   logDir: string;
   autoCreateTopics: boolean;
@@ -128,6 +139,9 @@ export class RaftBackend implements Backend {
   private infoByName = new Map<string, TopicInfo>();
   private infoById = new Map<string, TopicInfo>();
   private closing: Promise<void> | null = null;
+  /** Set by beginShutdown: reads are refused (NOT_LEADER_OR_FOLLOWER) so clients move to other nodes. */
+  private draining = false;
+  private readonly readStats = { leaderBytes: 0, followerBytes: 0, redirects: 0 };
   private readonly forwarder: KafkaForwarder;
 
   constructor(opts: RaftBackendOptions) {
@@ -143,7 +157,7 @@ export class RaftBackend implements Backend {
       throw new Error(`default replication factor ${opts.defaultReplicationFactor} exceeds the ${opts.members.length} voters`);
     }
     this.self = self;
-    this.brokers = Object.freeze(opts.members.map((m) => Object.freeze({ nodeId: m.nodeId, host: m.kafkaHost, port: m.kafkaPort, rack: m.nodeId === self.nodeId ? opts.rack : null })));
+    this.brokers = Object.freeze(opts.members.map((m) => Object.freeze({ nodeId: m.nodeId, host: m.kafkaHost, port: m.kafkaPort, rack: m.rack })));
     this.voters = Object.freeze(opts.members.map((m) => m.nodeId));
     const limits: AppendBatcherLimits = {
       appendCoalesceBytesMax: opts.appendCoalesceBytesMax,
@@ -210,9 +224,9 @@ export class RaftBackend implements Backend {
     if (!initial && before.isLeader && (!info.isLeader || before.term !== info.term)) {
       this.readyTerm = -1;
       this.batcher.failQueued(new KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `node ${this.self.nodeId} is no longer the leader`));
-      // Fetch long-polls waiting here wake up, read again and answer NOT_LEADER_OR_FOLLOWER: their clients
-      // refresh metadata now rather than when this node goes away.
-      for (const t of this.fsm.topics.topics()) for (let p = 0; p < t.logs.length; p++) this.notifyAppend(t.record.name, p);
+      // Fetch long-polls waiting here wake up and read again: Fetch v11+ consumers keep reading here as from
+      // any follower; older ones get NOT_LEADER_OR_FOLLOWER and refresh their metadata now rather than later.
+      this.notifyEveryPartition();
       for (const listener of this.leadershipLostListeners) {
         try {
           listener();
@@ -362,7 +376,7 @@ export class RaftBackend implements Backend {
       nodeId,
       advertisedHost: this.self.kafkaHost,
       advertisedPort: this.self.kafkaPort,
-      rack: o.rack,
+      rack: this.self.rack,
       logDir: o.logDir,
       autoCreateTopics: o.autoCreateTopics,
       defaultPartitions: o.defaultPartitions,
@@ -417,11 +431,66 @@ export class RaftBackend implements Backend {
   }
 
   async read(topic: string, partition: number, offset: number, maxBytes: number, options: ReadOptions): Promise<ReadResult> {
-    this.requireLeader(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${topic}-${partition}`);
-    // No transactions: READ_COMMITTED sees what READ_UNCOMMITTED sees. Everything applied is committed.
+    const what = `${topic}-${partition}`;
+    const l = this.leaderInfo;
+    if (!l.isLeader) this.checkFollowerRead(options, what);
     const log = this.requirePartition(topic, partition).logs[partition]!;
+    checkLeaderEpoch(options.currentLeaderEpoch, l.term, what);
+    if (l.isLeader && options.clientRack !== undefined && options.clientRack !== '') {
+      const preferred = this.preferredReadReplica(options.clientRack);
+      if (preferred >= 0) {
+        this.readStats.redirects++;
+        return { records: [], bytes: 0, highWatermark: log.highWatermark, lastStableOffset: log.highWatermark, logStartOffset: log.logStartOffset, preferredReadReplica: preferred };
+      }
+    }
+    // A follower may not have applied as far as the client already read (from the leader, or from a follower
+    // further ahead): nothing to read yet rather than OFFSET_OUT_OF_RANGE, which would make the client reset
+    // its position. The Fetch long-poll wakes up when this node applies more.
+    if (!l.isLeader && offset > log.logEndOffset) {
+      return { records: [], bytes: 0, highWatermark: log.highWatermark, lastStableOffset: log.highWatermark, logStartOffset: log.logStartOffset };
+    }
+    // No transactions: READ_COMMITTED sees what READ_UNCOMMITTED sees. Everything applied is committed.
     const r = log.read(offset, maxBytes, options.minOneBatch ?? true);
+    if (l.isLeader) this.readStats.leaderBytes += r.bytes;
+    else this.readStats.followerBytes += r.bytes;
     return { records: r.records, bytes: r.bytes, highWatermark: r.highWatermark, lastStableOffset: r.lastStableOffset, logStartOffset: r.logStartOffset };
+  }
+
+  /**
+   * Whether a follower may serve this read: only v11+ consumers (clientRack present: Kafka's rule, older
+   * clients expect the leader), and only while it follows a known leader and is not shutting down; otherwise
+   * NOT_LEADER_OR_FOLLOWER sends the client to the leader.
+   */
+  private checkFollowerRead(options: ReadOptions, what: string): void {
+    const l = this.leaderInfo;
+    if (options.clientRack !== undefined && l.leaderId >= 0 && !this.draining) return;
+    const why = options.clientRack === undefined ? 'Fetch below v11 is served by the leader only' : this.draining ? 'this node is shutting down' : 'no leader is known';
+    throw new KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${what}: node ${this.self.nodeId} is a follower and ${why}`);
+  }
+
+  /**
+   * KIP-392 on the leader: a member in the client's rack that the leader is streaming entries to and heard
+   * from within an election timeout (Kafka's in-sync replica, in Raft terms), highest match first; -1 when the
+   * leader itself is in that rack or no member qualifies. A chosen follower that has not applied as far as the
+   * client's offset yet makes it wait briefly (see read), never skip data.
+   */
+  private preferredReadReplica(clientRack: string): number {
+    if (this.opts.replicaSelector !== 'rack' || this.self.rack === clientRack) return -1;
+    const inRack = this.opts.members.filter((m) => m.rack === clientRack && m.nodeId !== this.self.nodeId);
+    if (inRack.length === 0) return -1;
+    const status = this.node.replicas();
+    if (status === null) return -1;
+    let best: { nodeId: number; match: number } | null = null;
+    for (const v of status.voters) {
+      if (!v.active || !v.replicating || !inRack.some((m) => m.nodeId === v.nodeId)) continue;
+      if (best === null || v.match > best.match || (v.match === best.match && v.nodeId < best.nodeId)) best = v;
+    }
+    return best?.nodeId ?? -1;
+  }
+
+  /** Fetch figures for /metrics: record bytes served as leader and as follower, and KIP-392 redirects. */
+  readMetrics(): Readonly<{ leaderBytes: number; followerBytes: number; redirects: number }> {
+    return { ...this.readStats };
   }
 
   /** After every append applied here, and for every partition when this node stops leading (see onLeaderChange). */
@@ -520,11 +589,17 @@ export class RaftBackend implements Backend {
   // ---- lifecycle ----------------------------------------------------------------------------------------
 
   /**
-   * Graceful shutdown of the leader (Kafka's controlled shutdown): hands leadership to another voter and waits
-   * (at most timeoutMs) until it moved, while this node still answers clients, so they learn the new leader
-   * from this node's redirects instead of from failed connections. Resolves whether or not it moved.
+   * Graceful shutdown (Kafka's controlled shutdown): from now on this node refuses reads, so consumers
+   * fetching here move to another node, and a leader hands leadership to another voter and waits (at most
+   * timeoutMs) until it moved, while this node still answers clients, so they learn the new leader from its
+   * redirects instead of from failed connections. Resolves whether this node no longer leads.
    */
   async handOffLeadership(timeoutMs: number): Promise<boolean> {
+    if (!this.draining) {
+      this.draining = true;
+      // Fetch long-polls waiting here read again and get NOT_LEADER_OR_FOLLOWER (see checkFollowerRead).
+      this.notifyEveryPartition();
+    }
     if (!this.leaderInfo.isLeader || this.voters.length < 2) return !this.leaderInfo.isLeader;
     const target = this.voters.find((id) => id !== this.self.nodeId)!;
     this.log.info({ to: target }, 'handing leadership over before shutdown');
@@ -532,6 +607,10 @@ export class RaftBackend implements Backend {
     const deadline = this.nowMs() + timeoutMs;
     while (this.leaderInfo.isLeader && this.nowMs() < deadline) await new Promise((r) => setTimeout(r, LEADER_READY_RETRY_MS / 10));
     return !this.leaderInfo.isLeader;
+  }
+
+  private notifyEveryPartition(): void {
+    for (const t of this.fsm.topics.topics()) for (let p = 0; p < t.logs.length; p++) this.notifyAppend(t.record.name, p);
   }
 
   /** Makes everything applied durable in the local state (the Raft log already is). */

@@ -50,7 +50,7 @@ export class TestCluster {
   }
 
   members(): ClusterMember[] {
-    return this.ids.map((n) => ({ nodeId: n, raftHost: '127.0.0.1', raftPort: this.raftPorts.get(n) ?? 0, kafkaHost: '127.0.0.1', kafkaPort: this.kafkaPorts.get(n)! }));
+    return this.ids.map((n) => ({ nodeId: n, raftHost: '127.0.0.1', raftPort: this.raftPorts.get(n) ?? 0, kafkaHost: '127.0.0.1', kafkaPort: this.kafkaPorts.get(n)!, rack: `rack-${n}` }));
   }
 
   options(id: number): RaftClusterNodeOptions {
@@ -60,7 +60,7 @@ export class TestCluster {
       members: this.members(),
       dataDir: this.dataDir(id),
       raftListen: { host: '127.0.0.1', port: this.raftPorts.get(id) ?? 0 },
-      rack: null,
+      replicaSelector: 'rack',
       autoCreateTopics: true,
       defaultPartitions: 3,
       defaultReplicationFactor: 3,
