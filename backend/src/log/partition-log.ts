@@ -51,6 +51,13 @@ export interface PartitionLogOptions {
   /** Idempotent producer bookkeeping limits; default DEFAULT_PRODUCER_STATE_CONFIG. */
   producerState?: ProducerStateConfig;
   /**
+   * The clock idempotent-producer expiry compares batch timestamps with; default nowMs. Cluster mode passes the
+   * state machine's command clock, so every replica expires a producer at the same entry of the Raft log, even
+   * when a sweep runs between entries (a sweep on the wall clock could run ahead of the next entry's time).
+   * Must never go backwards.
+   */
+  producerNowMs?: () => number;
+  /**
    * Cluster mode: every append is already durable in the Raft log before it reaches this log, so an append
    * never waits for an fsync and the high watermark follows the log end offset at once; flush.messages and
    * flush.ms still start syncs, in the background (they bound what a power loss makes the node re-apply).
@@ -127,6 +134,7 @@ export class PartitionLog {
   private policy: IndexPolicy;
   private readonly logger: Logger;
   private readonly nowMs: () => number;
+  private readonly producerNowMs: () => number;
   private readonly readBytesMax: number;
   private segments: LogSegment[];
   private endOffset: number;
@@ -165,6 +173,7 @@ export class PartitionLog {
     this.policy = indexPolicyOf(config);
     this.logger = logger;
     this.nowMs = options.nowMs;
+    this.producerNowMs = options.producerNowMs ?? options.nowMs;
     this.readBytesMax = options.readBytesMax ?? READ_BYTES_MAX_DEFAULT;
     this.segments = segments;
     this.endOffset = this.active.nextOffset;
@@ -173,7 +182,7 @@ export class PartitionLog {
     this.syncedOffset = this.endOffset;
     this.producers = producers;
     this.producerConfig = { ...(options.producerState ?? DEFAULT_PRODUCER_STATE_CONFIG) };
-    this.lastProducerExpiryMs = options.nowMs();
+    this.lastProducerExpiryMs = this.producerNowMs();
     this.durableElsewhere = options.durableElsewhere ?? false;
   }
 
@@ -295,8 +304,9 @@ export class PartitionLog {
     for (const v of views) recordCount += v.lastOffsetDelta + 1;
     if (recordCount > INT32_MAX) throw new KafkaError(ErrorCode.INVALID_RECORD, `payload claims ${recordCount} records`);
     const now = this.nowMs();
-    this.maybeExpireProducers(now);
-    const producerCheck = this.producers.check(views, now);
+    const producerNow = this.producerNowMs();
+    this.maybeExpireProducers(producerNow);
+    const producerCheck = this.producers.check(views, producerNow);
     if (producerCheck.duplicate) return this.duplicateResult(views[0]!, producerCheck);
     const baseOffset = this.endOffset;
     const lastOffset = baseOffset + recordCount - 1;
@@ -310,7 +320,7 @@ export class PartitionLog {
     }
     this.active.lastModifiedMs = now;
     this.endOffset = lastOffset + 1;
-    this.producers.record(views, now);
+    this.producers.record(views, producerNow);
     this.unsyncedMessages += recordCount;
     if (!this.syncBeforeAck) this.advanceHighWatermark(this.endOffset);
     return { baseOffset, lastOffset, logAppendTimeMs, logStartOffset: this.startOffset, duplicate: false };
@@ -335,7 +345,7 @@ export class PartitionLog {
   /** Read-only producer state (DescribeProducers): every producer id this partition remembers. */
   producerStates(): ProducerStateView[] {
     this.ensureOpen();
-    return this.producers.views(this.nowMs());
+    return this.producers.views(this.producerNowMs());
   }
 
   private assignOffsets(payload: Buffer, views: BatchView[], baseOffset: number, leaderEpoch: number, logAppendTimeMs: number): void {
@@ -638,7 +648,7 @@ export class PartitionLog {
       this.startOffset = start;
       await this.persistStartOffset();
     }
-    const loaded = loadProducerState(this.dir, this.segments, this.endOffset, this.producers, this.logger, this.nowMs());
+    const loaded = loadProducerState(this.dir, this.segments, this.endOffset, this.producers, this.logger, this.producerNowMs());
     this.logger.warn({ logEndOffset: offset, segmentsRemoved: doomed.length, producers: this.producers.size, ...loaded }, 'log truncated for re-application');
   }
 
@@ -674,7 +684,7 @@ export class PartitionLog {
   applyRetention(nowMs: number = this.nowMs()): RetentionResult {
     this.ensureOpen();
     // Producer state is not tied to segments (KIP-360): retention only gives expiry a chance on idle partitions.
-    this.maybeExpireProducers(nowMs);
+    this.maybeExpireProducers(this.producerNowMs());
     const closedCount = this.segments.length - 1;
     let count = this.countBelowStart();
     if (this.config.retentionMs >= 0) {
@@ -821,7 +831,7 @@ function openProducerState(dir: string, segments: LogSegment[], options: Partiti
   const config = options.producerState ?? DEFAULT_PRODUCER_STATE_CONFIG;
   const table = new ProducerStateTable(config);
   const logEndOffset = segments[segments.length - 1]!.nextOffset;
-  const now = options.nowMs();
+  const now = (options.producerNowMs ?? options.nowMs)();
   const loaded = loadProducerState(dir, segments, logEndOffset, table, logger, now);
   const expired = table.expire(now);
   logger.debug({ ...loaded, producers: table.size, expired }, 'producer state loaded');

@@ -72,9 +72,9 @@ export interface ProducerStateLoad {
  * Fills `table` for a log whose segments were just opened and recovered (torn tails already truncated): loads
  * the newest snapshot at or below logEndOffset that reads back intact (corrupt ones are logged and deleted,
  * newer-than-the-log ones deleted), then replays the batch headers from the snapshot's offset to the end.
- * The log does not say when a batch was appended, so a replayed batch counts as appended at `nowMs` (the log's
- * clock at open): state rebuilt after a crash may live up to one producer.id.expiration.ms longer than it
- * would have, never shorter (file mtimes or record timestamps could expire a producer too early).
+ * Expiry counts from each producer's last batch timestamp (as Kafka's does), which the replayed headers carry,
+ * so the rebuilt table equals the one lost in the crash, and every replica of a partition builds the same one;
+ * `nowMs` only stands in for batches without a timestamp.
  */
 export function loadProducerState(
   dir: string,

@@ -7,7 +7,7 @@
 //   consecutive sequences (batches[i + 1].firstSeq == nextSequence(batches[i].lastSeq)) and increasing offsets.
 // - The map's iteration order is the order of each producer's last append (least recent first): eviction when
 //   the table is full removes the first entry.
-// - An entry whose last append is producer.id.expiration.ms or more before `now` counts as absent everywhere
+// - An entry whose last batch's timestamp is producer.id.expiration.ms or more before `now` counts as absent everywhere
 //   (checks, recording, views), whether or not a sweep (expire()) has removed it yet: outcomes never depend on
 //   when sweeps run, only on the appends and the times passed in.
 // This module does no I/O and reads no clock: the caller passes the time. The snapshot codec lives here too,
@@ -58,8 +58,13 @@ export interface ProducerEntry {
   epoch: number;
   /** Oldest first; never empty. */
   batches: BatchMetadata[];
-  /** Broker clock of the last append (ms): expiry counts from it. */
-  lastAppendMs: number;
+  /**
+   * maxTimestamp of the producer's last batch (ms), as Kafka's lastTimestamp: expiry counts from it. Taken from
+   * the batch rather than the broker's clock so that rebuilding the table from the log after a crash, or on
+   * another replica, gives the same value, and every replica expires a producer at the same point of the log.
+   * A batch without a timestamp (-1) counts from the time of the record() call.
+   */
+  lastTimestampMs: number;
 }
 
 /** What DescribeProducers reports for one producer (no transactions yet: coordinator epoch and txn start -1). */
@@ -134,7 +139,7 @@ export class ProducerStateTable {
 
   private expired(e: ProducerEntry, nowMs: number): boolean {
     const ttl = this.config.producerIdExpirationMs;
-    return ttl >= 0 && nowMs - e.lastAppendMs >= ttl;
+    return ttl >= 0 && nowMs - e.lastTimestampMs >= ttl;
   }
 
   /**
@@ -242,15 +247,16 @@ export class ProducerStateTable {
       lastOffset: b.baseOffset + b.lastOffsetDelta,
       timestamp: b.maxTimestamp,
     };
+    const lastTimestamp = b.maxTimestamp >= 0 ? b.maxTimestamp : nowMs;
     let entry = this.entries.get(b.producerId);
     if (entry !== undefined && entry.epoch === b.producerEpoch && !this.expired(entry, nowMs)) {
       this.entries.delete(b.producerId); // re-inserted below: the map stays ordered by last append
       entry.batches.push(meta);
       if (entry.batches.length > PRODUCER_BATCHES_RETAINED) entry.batches.shift();
-      entry.lastAppendMs = nowMs;
+      entry.lastTimestampMs = lastTimestamp;
     } else {
       if (entry !== undefined) this.entries.delete(b.producerId);
-      entry = { producerId: b.producerId, epoch: b.producerEpoch, batches: [meta], lastAppendMs: nowMs };
+      entry = { producerId: b.producerId, epoch: b.producerEpoch, batches: [meta], lastTimestampMs: lastTimestamp };
     }
     this.entries.set(b.producerId, entry);
     this.evictOverflow();
@@ -265,7 +271,7 @@ export class ProducerStateTable {
     }
   }
 
-  /** Forgets producers whose last append is producer.id.expiration.ms or more before nowMs; returns how many. */
+  /** Forgets producers whose last batch is producer.id.expiration.ms or more older than nowMs; returns how many. */
   expire(nowMs: number): number {
     if (this.config.producerIdExpirationMs < 0) return 0;
     let removed = 0;
@@ -323,7 +329,7 @@ function validateIds(b: ProducerBatch): void {
 //
 // A snapshot file holds the table as it was after every batch below `offset` was appended:
 //   magic "TKPS" | version int16 | crc32c uint32 of every byte after it | offset int64 | count int32 |
-//   count x ( producerId int64 | epoch int16 | lastAppendMs int64 | batchCount int8 |
+//   count x ( producerId int64 | epoch int16 | lastTimestampMs int64 | batchCount int8 |
 //             batchCount x ( firstSeq int32 | lastSeq int32 | firstOffset int64 | lastOffset int64 | timestamp int64 ) )
 // All five cached batches are kept (Kafka stores only the last), so retries of every in-flight request are still
 // recognised after a restart.
@@ -348,7 +354,7 @@ export function encodeProducerSnapshot(offset: number, entries: Iterable<Produce
   for (const e of list) {
     writeInt64BE(buf, p, e.producerId);
     buf.writeInt16BE(e.epoch, p + 8);
-    writeInt64BE(buf, p + 10, e.lastAppendMs);
+    writeInt64BE(buf, p + 10, e.lastTimestampMs);
     buf.writeInt8(e.batches.length, p + 18);
     p += ENTRY_HEADER_BYTES;
     for (const m of e.batches) {
@@ -387,7 +393,7 @@ export function decodeProducerSnapshot(buf: Buffer): DecodedProducerSnapshot {
   for (let i = 0; i < count; i++) {
     if (p + ENTRY_HEADER_BYTES > buf.length) throw new Error('producer snapshot is cut off');
     const batchCount = buf.readInt8(p + 18);
-    const entry: ProducerEntry = { producerId: readInt64BE(buf, p), epoch: buf.readInt16BE(p + 8), batches: [], lastAppendMs: readInt64BE(buf, p + 10) };
+    const entry: ProducerEntry = { producerId: readInt64BE(buf, p), epoch: buf.readInt16BE(p + 8), batches: [], lastTimestampMs: readInt64BE(buf, p + 10) };
     p += ENTRY_HEADER_BYTES;
     if (entry.producerId < 0 || entry.epoch < 0 || batchCount < 1 || batchCount > PRODUCER_BATCHES_RETAINED) {
       throw new Error(`producer snapshot entry ${i} is invalid (producer ${entry.producerId}, epoch ${entry.epoch}, ${batchCount} batches)`);

@@ -66,6 +66,8 @@ export interface TopicManagerOptions {
   logger: Logger;
   /** The clock of topic creation times and of every partition log (cluster mode: the replicated command clock). */
   nowMs?: () => number;
+  /** The clock of idempotent-producer expiry (PartitionLogOptions.producerNowMs); default nowMs. */
+  producerNowMs?: () => number;
   /** Cluster mode: appends are durable in the Raft log first (PartitionLogOptions.durableElsewhere). Default false. */
   durableElsewhere?: boolean;
 }
@@ -481,7 +483,12 @@ export class TopicManager {
 
   private async openLog(topic: string, partition: number, dir: string, config: LogConfig): Promise<PartitionLog> {
     const logger = this.log.child({ topic, partition });
-    const log = await PartitionLog.open(dir, config, { logger, nowMs: this.nowMs, durableElsewhere: this.opts.durableElsewhere ?? false });
+    const log = await PartitionLog.open(dir, config, {
+      logger,
+      nowMs: this.nowMs,
+      ...(this.opts.producerNowMs !== undefined ? { producerNowMs: this.opts.producerNowMs } : {}),
+      durableElsewhere: this.opts.durableElsewhere ?? false,
+    });
     log.onAppend(() => this.notifyAppend(topic, partition));
     return log;
   }

@@ -20,10 +20,10 @@ import type { CapturedLogger } from './_helpers.ts';
 const PARTITION_LOG_MODULE = fileURLToPath(new URL('../../src/log/partition-log.ts', import.meta.url));
 const BUILDER_MODULE = fileURLToPath(new URL('../../src/protocol/records/builder.ts', import.meta.url));
 
-function pbatch(pid: number, epoch: number, seq: number, count = 1): Buffer {
+function pbatch(pid: number, epoch: number, seq: number, count = 1, timestamp = 1_700_000_000_000): Buffer {
   return buildRecordBatch(
     Array.from({ length: count }, (_, i) => ({ key: `p${pid}-${seq + i}`, value: `v${seq + i}` })),
-    { timestamp: 1_700_000_000_000, producerId: pid, producerEpoch: epoch, baseSequence: seq },
+    { timestamp, producerId: pid, producerEpoch: epoch, baseSequence: seq },
   );
 }
 
@@ -238,14 +238,14 @@ test('producer state outlives the segments retention deleted (KIP-360), also acr
   await reopened.close();
 });
 
-test('last append times are kept in the snapshot: a producer idle past expiry is gone after reopen', async (t) => {
+test('last batch timestamps are kept in the snapshot: a producer idle past expiry is gone after reopen', async (t) => {
   const dir = tempDir();
   const clock = new Clock();
   const ps = { ...DEFAULT_PRODUCER_STATE_CONFIG, producerIdExpirationMs: 60_000 };
   const log = await open(dir, config(), captureLogger(), clock, ps);
-  await appendRun(log, 1, 1);
+  await log.append(pbatch(1, 0, 0, 2, clock.now));
   clock.now += 30_000;
-  await appendRun(log, 2, 1);
+  await log.append(pbatch(2, 0, 0, 2, clock.now));
   await log.close();
   clock.now += 40_000; // producer 1 idle 70 s, producer 2 idle 40 s
   const reopened = await open(dir, config(), captureLogger(), clock, ps);
@@ -253,18 +253,24 @@ test('last append times are kept in the snapshot: a producer idle past expiry is
   await reopened.close();
 });
 
-test('after a crash, replayed batches count as appended at open: rebuilt state never expires early', async (t) => {
+test('after a crash, the state rebuilt from the log expires exactly when the lost one would have', async (t) => {
   const dir = tempDir();
   const clock = new Clock();
   const ps = { ...DEFAULT_PRODUCER_STATE_CONFIG, producerIdExpirationMs: 60_000 };
   const log = await open(dir, config(), captureLogger(), clock, ps);
-  const offsets = await appendRun(log, 1, 2);
+  const t0 = clock.now;
+  const offsets: number[] = [];
+  for (let i = 0; i < 2; i++) offsets.push((await log.append(pbatch(1, 0, 2 * i, 2, t0))).baseOffset);
   clock.now += 50_000;
-  // No close, no snapshot: the state comes from the log alone.
+  // No close, no snapshot: the state comes from the log alone, with the batches' own timestamps.
   const reopened = await open(dir, config(), captureLogger(), clock, ps);
-  clock.now += 30_000; // 80 s after the real append, 30 s after the open
-  await assertLastFiveAreDuplicates(t, reopened, 1, offsets);
-  clock.now += 60_000;
+  clock.now += 9_999; // 59.999 s after the batches
+  for (let i = 0; i < 2; i++) {
+    const r = await reopened.append(pbatch(1, 0, 2 * i, 2, t0));
+    t.true(r.duplicate, `batch ${i}`);
+    t.is(r.baseOffset, offsets[i]!);
+  }
+  clock.now += 1;
   t.deepEqual(reopened.producerStates(), []);
   await reopened.close();
 });
@@ -290,7 +296,7 @@ test('truncateTo rebuilds the producer state: batches cut off are no longer dupl
 const entryArb: fc.Arbitrary<ProducerEntry> = fc.record({
   producerId: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
   epoch: fc.integer({ min: 0, max: 32767 }),
-  lastAppendMs: fc.integer({ min: 0, max: 2 ** 50 }),
+  lastTimestampMs: fc.integer({ min: 0, max: 2 ** 50 }),
   batches: fc.array(
     fc.record({
       firstSeq: fc.integer({ min: 0, max: 2147483647 }),
@@ -316,14 +322,14 @@ test('snapshot codec: round trip, and any flipped byte or cut is detected', (t) 
       if (!throws(() => decodeProducerSnapshot(bytes.subarray(0, pick % bytes.length)))) throw new Error('cut not detected');
     }),
   );
-  t.throws(() => decodeProducerSnapshot(encodeProducerSnapshot(5, [{ producerId: 1, epoch: 0, lastAppendMs: 0, batches: [{ firstSeq: 0, lastSeq: 0, firstOffset: 5, lastOffset: 5, timestamp: 0 }] }])), {
+  t.throws(() => decodeProducerSnapshot(encodeProducerSnapshot(5, [{ producerId: 1, epoch: 0, lastTimestampMs: 0, batches: [{ firstSeq: 0, lastSeq: 0, firstOffset: 5, lastOffset: 5, timestamp: 0 }] }])), {
     message: /outside/,
   });
 });
 
 /** The entry as a plain object with a fixed key order (fast-check may build null-prototype objects). */
 function plain(e: ProducerEntry): unknown {
-  return [e.producerId, e.epoch, e.lastAppendMs, e.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset, m.lastOffset, m.timestamp])];
+  return [e.producerId, e.epoch, e.lastTimestampMs, e.batches.map((m) => [m.firstSeq, m.lastSeq, m.firstOffset, m.lastOffset, m.timestamp])];
 }
 
 function throws(fn: () => unknown): boolean {

@@ -16,11 +16,11 @@ import { captureLogger, Clock, config, readAll, segmentFiles, tempDir } from './
 
 const INT32_MAX = 2147483647;
 
-/** A batch of `count` records from producer `pid`, epoch `epoch`, first sequence `seq`. */
-function pbatch(pid: number, epoch: number, seq: number, count = 1, tag = `p${pid}e${epoch}s${seq}`): Buffer {
+/** A batch of `count` records from producer `pid`, epoch `epoch`, first sequence `seq`, created at `timestamp`. */
+function pbatch(pid: number, epoch: number, seq: number, count = 1, tag = `p${pid}e${epoch}s${seq}`, timestamp = 1_700_000_000_000): Buffer {
   return buildRecordBatch(
     Array.from({ length: count }, (_, i) => ({ key: `${tag}-${i}`, value: `${tag}-${i}` })),
-    { timestamp: 1_700_000_000_000, producerId: pid, producerEpoch: epoch, baseSequence: seq },
+    { timestamp, producerId: pid, producerEpoch: epoch, baseSequence: seq },
   );
 }
 
@@ -220,25 +220,59 @@ test('flush.messages=1: a duplicate is acknowledged only once its original is sy
   await log.close();
 });
 
-test('producer.id.expiration.ms forgets idle producers; afterwards any sequence is accepted', async (t) => {
+test('producer.id.expiration.ms forgets producers whose last batch is that old; afterwards any sequence is accepted', async (t) => {
   const clock = new Clock();
+  const at = (pid: number, seq: number) => pbatch(pid, 0, seq, 1, undefined, clock.now);
   const ps = { producerIdExpirationMs: 10_000, producerIdExpirationCheckIntervalMs: 1000, producerStatesPerPartitionMax: 100 };
   const { logger, lines } = captureLogger();
   const log = await PartitionLog.open(tempDir(), config(), { logger, nowMs: clock.nowMs, producerState: ps });
-  await log.append(pbatch(1, 0, 0, 1));
+  await log.append(at(1, 0));
   clock.now += 6000;
-  await log.append(pbatch(2, 0, 0, 1));
-  clock.now += 5000; // producer 1 idle 11 s, producer 2 idle 5 s
+  await log.append(at(2, 0));
+  clock.now += 5000; // producer 1's last batch is 11 s old, producer 2's 5 s
   t.is(log.applyRetention().segmentsDeleted, 0);
   t.deepEqual(log.producerStates().map((p) => p.producerId), [2]);
   t.true(lines.some((l) => l.msg === 'expired idle producer ids' && l.expired === 1));
   // Producer 1 is unknown now: a gap is accepted, and so is (as in Kafka) a retry of its old batch.
-  t.false((await log.append(pbatch(1, 0, 0, 1))).duplicate);
-  t.is(await codeOf(log.append(pbatch(2, 0, 5, 1))), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, 'producer 2 is still known');
+  t.false((await log.append(pbatch(1, 0, 0, 1, undefined, clock.now - 11_000))).duplicate);
+  t.is(await codeOf(log.append(at(2, 5))), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, 'producer 2 is still known');
   // Expiry also runs from appends, at most once per check interval.
   clock.now += 10_500;
-  await log.append(pbatch(3, 0, 0, 1));
+  await log.append(at(3, 0));
   t.deepEqual(log.producerStates().map((p) => p.producerId), [3]);
+  await log.close();
+});
+
+test('expiry counts from the batch timestamp (Kafka\'s lastTimestamp), not from when the broker appended it', async (t) => {
+  const clock = new Clock();
+  const ps = { producerIdExpirationMs: 10_000, producerIdExpirationCheckIntervalMs: 1000, producerStatesPerPartitionMax: 100 };
+  const log = await PartitionLog.open(tempDir(), config(), { logger: captureLogger().logger, nowMs: clock.nowMs, producerState: ps });
+  // A producer whose clock is 8 s behind: its state lives 2 s of broker time; one 8 s ahead lives 18 s.
+  await log.append(pbatch(1, 0, 0, 1, undefined, clock.now - 8000));
+  await log.append(pbatch(2, 0, 0, 1, undefined, clock.now + 8000));
+  clock.now += 2000;
+  t.deepEqual(log.producerStates().map((p) => p.producerId), [2]);
+  clock.now += 15_999;
+  t.deepEqual(log.producerStates().map((p) => p.producerId), [2]);
+  clock.now += 1;
+  t.deepEqual(log.producerStates(), []);
+  await log.close();
+});
+
+test('with producerNowMs, expiry follows that clock alone, also in sweeps (cluster mode: the command clock)', async (t) => {
+  const wall = new Clock();
+  const commands = new Clock();
+  const ps = { producerIdExpirationMs: 10_000, producerIdExpirationCheckIntervalMs: 1, producerStatesPerPartitionMax: 100 };
+  const log = await PartitionLog.open(tempDir(), config(), { logger: captureLogger().logger, nowMs: wall.nowMs, producerNowMs: commands.nowMs, producerState: ps });
+  await log.append(pbatch(1, 0, 0, 2, undefined, commands.now));
+  // The wall clock runs far ahead (a sweep from retention uses it for segments, not for producers).
+  wall.now += 3_600_000;
+  log.applyRetention();
+  commands.now += 9_999;
+  t.true((await log.append(pbatch(1, 0, 0, 2, undefined, commands.now - 9_999))).duplicate, 'still known on the command clock');
+  commands.now += 1;
+  log.applyRetention();
+  t.deepEqual(log.producerStates(), []);
   await log.close();
 });
 
@@ -246,17 +280,18 @@ test('an expired producer counts as unknown at once, whenever the memory sweep r
   const clock = new Clock();
   const ps = { producerIdExpirationMs: 10_000, producerIdExpirationCheckIntervalMs: 24 * 3600 * 1000, producerStatesPerPartitionMax: 100 };
   const log = await PartitionLog.open(tempDir(), config(), { logger: captureLogger().logger, nowMs: clock.nowMs, producerState: ps });
-  await log.append(pbatch(1, 0, 0, 2));
+  const t0 = clock.now;
+  await log.append(pbatch(1, 0, 0, 2, undefined, t0));
   clock.now += 9_999;
-  t.true((await log.append(pbatch(1, 0, 0, 2))).duplicate, 'still known 1 ms before expiry');
-  t.is(await codeOf(log.append(pbatch(1, 0, 7, 1))), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+  t.true((await log.append(pbatch(1, 0, 0, 2, undefined, t0))).duplicate, 'still known 1 ms before expiry');
+  t.is(await codeOf(log.append(pbatch(1, 0, 7, 1, undefined, clock.now))), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
   clock.now += 1;
   t.deepEqual(log.producerStates(), [], 'expired, though no sweep ran');
-  const gap = await log.append(pbatch(1, 0, 7, 1));
+  const gap = await log.append(pbatch(1, 0, 7, 1, undefined, clock.now));
   t.false(gap.duplicate, 'any sequence is accepted from an unknown producer');
   // Its new entry starts fresh: the batch from before the expiry is not remembered any more.
-  t.is(await codeOf(log.append(pbatch(1, 0, 0, 2))), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
-  t.true((await log.append(pbatch(1, 0, 7, 1))).duplicate);
+  t.is(await codeOf(log.append(pbatch(1, 0, 0, 2, undefined, t0))), ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+  t.true((await log.append(pbatch(1, 0, 7, 1, undefined, clock.now))).duplicate);
   await log.close();
 });
 

@@ -423,6 +423,8 @@ export class KafkaStateMachine implements StateMachine {
         retentionCheckIntervalMs: this.opts.retentionCheckIntervalMs,
         logger: logger.child({ component: 'topics' }),
         nowMs: this.nowMs,
+        // Producer expiry on the command clock only (also for sweeps between entries): identical on every node.
+        producerNowMs: () => this.applied.clockMs,
         durableElsewhere: true,
       });
       const offsets = OffsetStore.open(meta.root, {

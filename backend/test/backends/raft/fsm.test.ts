@@ -459,3 +459,29 @@ test('re-applying entries over LMDB state that already holds them (crash between
   await again.close();
   await ref.close();
 });
+
+test('idempotent-producer expiry follows the command clock on every node, whatever local sweeps run in between', async (t) => {
+  const log = new EntryLog();
+  createTopics(log);
+  const DAY = 24 * 3600 * 1000;
+  const pbatch = buildRecordBatch([{ key: 'k', value: 'v' }, { key: 'k', value: 'w' }], { timestamp: T0, producerId: 7, producerEpoch: 0, baseSequence: 0 });
+  const appendAt = (ms: number) => log.add({ type: 'append', timestampMs: ms, items: [{ topicId: TOPIC_A, partition: 0, records: Buffer.from(pbatch) }] });
+  appendAt(T0);
+  appendAt(T0 + DAY - 1000); // a retry 1 s before the producer expires: a duplicate everywhere
+  appendAt(T0 + DAY + 11 * 60_000); // after expiry (and a sweep interval): an unknown producer, appended again
+  const a = await open(freshDir());
+  const b = await open(freshDir());
+  const ra = await applyAll(a, log.entries, 1);
+  // Node B sweeps between every entry; its wall clock is years past T0.
+  const rb: unknown[] = [];
+  for (const e of log.entries) {
+    await b.topics.runRetention();
+    rb.push(...(await b.apply([e])));
+  }
+  t.deepEqual(rb, ra);
+  const appends = ra.slice(2) as FsmResults['append'][];
+  t.deepEqual(appends.map((r) => (r.items[0] as { baseOffset: number }).baseOffset), [0, 0, 2]);
+  t.deepEqual(recordsOf(b, 'alpha', 0), recordsOf(a, 'alpha', 0));
+  await a.close();
+  await b.close();
+});
