@@ -105,6 +105,8 @@ export class RaftNode implements RaftNodeApi {
   /** Membership as of `applied`. */
   private confState: ConfState = emptyConfState();
   private info: LeaderInfo = { leaderId: -1, term: 0, isLeader: false };
+  /** When a message from each peer last arrived (performance.now() ms), for replicas(). */
+  private readonly lastHeardMs = new Map<NodeId, number>();
   private readonly leaderListeners = new Set<(info: LeaderInfo) => void>();
   private readonly fatalListeners = new Set<(err: unknown) => void>();
 
@@ -279,10 +281,13 @@ export class RaftNode implements RaftNodeApi {
     const status = raw.status();
     if (status.progress === undefined) return null;
     const voters: ReplicaState[] = [];
+    // Not the core's recentActive: CheckQuorum clears it every election timeout, so it flickers.
+    const heardSince = performance.now() - this.opts.timing.tickMs * this.opts.timing.electionTicks;
     for (const [nodeId, pr] of status.progress) {
       if (pr.isLearner) continue;
       const self = nodeId === this.nodeId;
-      voters.push({ nodeId, match: pr.match, active: self || pr.recentActive, replicating: self || pr.state === 'replicate' });
+      const active = self || (this.lastHeardMs.get(nodeId) ?? -Infinity) >= heardSince;
+      voters.push({ nodeId, match: pr.match, active, replicating: self || pr.state === 'replicate' });
     }
     return { commit: status.hardState.commit, voters };
   }
@@ -468,6 +473,7 @@ export class RaftNode implements RaftNodeApi {
 
   private receive(m: Message): void {
     if (this.state !== 'running') return;
+    this.lastHeardMs.set(m.from, performance.now());
     if (this.inbox.length >= (this.opts.limits.inboxMessagesMax ?? DEFAULT_INBOX_MESSAGES_MAX)) {
       this.counters.messagesDropped++;
       return;

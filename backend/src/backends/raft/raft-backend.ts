@@ -136,6 +136,7 @@ export class RaftBackend implements Backend {
   private expiryTimer: NodeJS.Timeout | null = null;
   private expiring = false;
   private infoKey = '';
+  private isr: readonly number[] = [];
   private infoByName = new Map<string, TopicInfo>();
   private infoById = new Map<string, TopicInfo>();
   private closing: Promise<void> | null = null;
@@ -159,6 +160,7 @@ export class RaftBackend implements Backend {
     this.self = self;
     this.brokers = Object.freeze(opts.members.map((m) => Object.freeze({ nodeId: m.nodeId, host: m.kafkaHost, port: m.kafkaPort, rack: m.rack })));
     this.voters = Object.freeze(opts.members.map((m) => m.nodeId));
+    this.isr = this.voters;
     const limits: AppendBatcherLimits = {
       appendCoalesceBytesMax: opts.appendCoalesceBytesMax,
       appendCoalesceCountMax: opts.appendCoalesceCountMax,
@@ -692,8 +694,10 @@ export class RaftBackend implements Backend {
 
   private refreshInfo(): void {
     const tm = this.fsm.topics;
-    const key = `${this.fsm.generation}/${tm.version}/${this.leaderInfo.leaderId}/${this.leaderInfo.term}`;
+    const isr = this.inSyncReplicas();
+    const key = `${this.fsm.generation}/${tm.version}/${this.leaderInfo.leaderId}/${this.leaderInfo.term}/${isr.join(',')}`;
     if (key === this.infoKey) return;
+    this.isr = isr;
     const byName = new Map<string, TopicInfo>();
     const byId = new Map<string, TopicInfo>();
     for (const t of tm.topics()) {
@@ -706,11 +710,23 @@ export class RaftBackend implements Backend {
     this.infoKey = key;
   }
 
+  /**
+   * Kafka's ISR in Raft terms, as the leader sees it: the voters it heard from within an election timeout
+   * (itself included), so Metadata shows a dead node leaving the ISR and coming back. Other nodes cannot know
+   * and report every voter.
+   */
+  private inSyncReplicas(): readonly number[] {
+    const status = this.leaderInfo.isLeader ? this.node.replicas() : null;
+    if (status === null) return this.voters;
+    const active = new Set(status.voters.filter((v) => v.active).map((v) => v.nodeId));
+    return this.voters.filter((id) => active.has(id));
+  }
+
   private infoOf(record: TopicRecord): TopicInfo {
     const { leaderId, term } = this.leaderInfo;
     const partitions: PartitionInfo[] = [];
     for (let p = 0; p < record.partitionCount; p++) {
-      partitions.push({ partition: p, leaderId, leaderEpoch: term, replicas: [...this.voters], isr: [...this.voters], offlineReplicas: [] });
+      partitions.push({ partition: p, leaderId, leaderEpoch: term, replicas: [...this.voters], isr: [...this.isr], offlineReplicas: [] });
     }
     return { name: record.name, topicId: record.topicId, internal: false, partitions };
   }

@@ -185,3 +185,30 @@ test('over the wire: a leader long-poll for a rack-matched consumer answers at o
   const old = (await roundTrip(fetchHandler, h, 10, request(0, ''), { backend: cluster.node(followerId).backend })).responses[0]!.partitions[0]!;
   t.is(old.errorCode, ErrorCode.NOT_LEADER_OR_FOLLOWER);
 });
+
+test('Metadata\'s ISR is the voters the leader heard from recently: a stopped node leaves it and returns after a restart', async (t) => {
+  const cluster = await TestCluster.start(IDS);
+  t.teardown(() => cluster.stop());
+  const leaderId = await cluster.leader();
+  const leader = cluster.node(leaderId).backend;
+  await leader.createTopic({ name: 'isr', numPartitions: 1, replicationFactor: -1, configs: {} }, false);
+  t.deepEqual(leader.topic('isr')!.partitions[0]!.isr, IDS);
+  // Steady: sampled for five election timeouts, it never flickers (CheckQuorum rounds must not show).
+  const sizes = new Set<number>();
+  for (let i = 0; i < 150; i++) {
+    sizes.add(leader.topic('isr')!.partitions[0]!.isr.length);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.deepEqual([...sizes], [3]);
+  const down = IDS.find((id) => id !== leaderId)!;
+  await cluster.stopNode(down);
+  const shrunk = await waitFor(() => {
+    const isr = leader.topic('isr')!.partitions[0]!.isr;
+    return isr.length === 2 ? isr : undefined;
+  }, 5000, 'the ISR without the stopped node');
+  t.deepEqual(shrunk, IDS.filter((id) => id !== down));
+  t.deepEqual(leader.topic('isr')!.partitions[0]!.replicas, IDS, 'replicas stay every voter');
+  await cluster.startNode(down);
+  await waitFor(() => (leader.topic('isr')!.partitions[0]!.isr.length === 3 ? true : undefined), 10_000, 'the ISR with the restarted node');
+  t.deepEqual(leader.topic('isr')!.partitions[0]!.isr, IDS);
+});
