@@ -95,3 +95,15 @@ test('a torn or corrupt tail is truncated at restart and appends continue', asyn
     b1.cleanup();
   }
 });
+
+test('one broker per data directory: a second is refused while the first runs, and a kill -9 leaves no lasting lock', async (t) => {
+  const first = await startBroker();
+  t.teardown(() => first.cleanup());
+  const refused = await t.throwsAsync(startBroker({ dataDir: first.dataDir }));
+  t.regex(refused!.message, /exited with 1 before listening/);
+  t.regex(refused!.message, new RegExp(`in use by process ${first.child.pid}`));
+  await first.kill();
+  const second = await startBroker({ dataDir: first.dataDir });
+  t.is(await second.stop(), 0);
+  t.false(readdirSync(first.dataDir).includes('.lock'), 'a clean stop removes the lock');
+});

@@ -13,6 +13,7 @@ import type { TakhinConfig } from './config/schema.ts';
 import { GroupCoordinator } from './group/coordinator.ts';
 import { createGroupHandlers } from './handlers/group-handlers.ts';
 import { createRegistry } from './handlers/registry.ts';
+import { DataDirLock } from './log/data-dir-lock.ts';
 import { AdminServer, processMetrics, type Metric } from './observability/health.ts';
 import { createLogger } from './observability/logger.ts';
 import { KafkaServer } from './server/server.ts';
@@ -135,6 +136,16 @@ async function main(): Promise<void> {
   const config = readConfig(process.argv.slice(2));
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   exitOnFatalErrors(log);
+  // Before anything binds or opens: a second broker on the same data directory would corrupt it.
+  let lock: DataDirLock;
+  try {
+    lock = DataDirLock.acquire(config.dataDir, log);
+  } catch (err) {
+    log.fatal({ err, dataDir: config.dataDir }, (err as Error).message);
+    process.exit(1);
+  }
+  // Any exit releases it, including fatal errors; kill -9 leaves it, and the next start takes it over.
+  process.on('exit', () => lock.release());
 
   const server = new KafkaServer(
     {
