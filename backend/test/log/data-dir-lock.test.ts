@@ -31,7 +31,7 @@ test('a lock held by a live process is refused with its pid; after a kill -9 it 
   const dir = tempDir();
   const child = await holder(dir);
   const err = t.throws(() => DataDirLock.acquire(dir, logger), { instanceOf: DataDirLockedError });
-  t.is(err?.holder.pid, child.pid);
+  t.is(err?.holder.pid, child.pid!);
   t.regex(err!.message, new RegExp(`in use by process ${child.pid}`));
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));

@@ -452,10 +452,26 @@ export class RaftBackend implements Backend {
       return { records: [], bytes: 0, highWatermark: log.highWatermark, lastStableOffset: log.highWatermark, logStartOffset: log.logStartOffset };
     }
     // No transactions: READ_COMMITTED sees what READ_UNCOMMITTED sees. Everything applied is committed.
-    const r = log.read(offset, maxBytes, options.minOneBatch ?? true);
+    const r = l.isLeader ? log.read(offset, maxBytes, options.minOneBatch ?? true) : this.followerLogRead(log, offset, maxBytes, options, what);
     if (l.isLeader) this.readStats.leaderBytes += r.bytes;
     else this.readStats.followerBytes += r.bytes;
     return { records: r.records, bytes: r.bytes, highWatermark: r.highWatermark, lastStableOffset: r.lastStableOffset, logStartOffset: r.logStartOffset };
+  }
+
+  /**
+   * A follower whose local state is unavailable (being replaced by a snapshot from the leader, or a failed
+   * disk) sends the client to the leader instead of answering KAFKA_STORAGE_ERROR, which not every client
+   * retries elsewhere.
+   */
+  private followerLogRead(log: ManagedTopic['logs'][number], offset: number, maxBytes: number, options: ReadOptions, what: string): ReturnType<ManagedTopic['logs'][number]['read']> {
+    try {
+      return log.read(offset, maxBytes, options.minOneBatch ?? true);
+    } catch (err) {
+      if (err instanceof KafkaError && err.code === ErrorCode.KAFKA_STORAGE_ERROR) {
+        throw new KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${what}: node ${this.self.nodeId} cannot read its local log now (${err.message})`, { cause: err });
+      }
+      throw err;
+    }
   }
 
   /**

@@ -212,3 +212,18 @@ test('Metadata\'s ISR is the voters the leader heard from recently: a stopped no
   await waitFor(() => (leader.topic('isr')!.partitions[0]!.isr.length === 3 ? true : undefined), 10_000, 'the ISR with the restarted node');
   t.deepEqual(leader.topic('isr')!.partitions[0]!.isr, IDS);
 });
+
+test('a follower whose local log cannot be read sends the consumer to the leader', async (t) => {
+  const cluster = await TestCluster.start(IDS);
+  t.teardown(() => cluster.stop());
+  const leaderId = await cluster.leader();
+  const leader = cluster.node(leaderId).backend;
+  const followerId = IDS.find((id) => id !== leaderId)!;
+  await leader.createTopic({ name: 'gone', numPartitions: 1, replicationFactor: -1, configs: {} }, false);
+  await leader.append('gone', 0, buildRecordBatch([{ key: null, value: 'x' }]), acks(-1));
+  await cluster.converged();
+  // What a snapshot installation (or a failed disk) leaves for a moment: the partition log is closed.
+  await cluster.node(followerId).fsm.topics.partition('gone', 0).close();
+  t.is(await codeOf(() => cluster.node(followerId).backend.read('gone', 0, 0, 1 << 20, v11(''))), ErrorCode.NOT_LEADER_OR_FOLLOWER);
+  t.is((await leader.read('gone', 0, 0, 1 << 20, v11(''))).bytes > 0, true);
+});
