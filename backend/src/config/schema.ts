@@ -66,6 +66,8 @@ export interface TakhinConfig {
   raftTickMs: number;
   raftElectionTicks: number;
   raftHeartbeatTicks: number;
+  raftCommitWriteDelayMs: number;
+  raftSyncCommitBytesMax: number;
   raftCheckQuorum: boolean;
   raftPreVote: boolean;
   proposalTimeoutMs: number;
@@ -266,6 +268,11 @@ const SETTINGS: Record<SettingName, Setting> = {
   raftElectionTicks: int('Ticks without hearing from a leader before a follower starts an election (count; the real ' +
     'timeout is random in [n, 2n)); must exceed raftHeartbeatTicks.', 10, 2, 100_000),
   raftHeartbeatTicks: int('Ticks between a leader\'s heartbeats (count).', 1, 1, 100_000),
+  raftCommitWriteDelayMs: int('How long a Raft commit index that moved alone may wait to ride along with the next ' +
+    'durable log write before it is written by itself (ms; 0: at once). Losing it is harmless (it is recomputed).', 50, 0, 60_000),
+  raftSyncCommitBytesMax: int('Raft log writes of at most this many bytes commit and fsync on the event loop thread, ' +
+    'larger ones on LMDB\'s writer thread (bytes; 0: only writes without entries). Small synchronous commits avoid two ' +
+    'thread hand-offs per write; large ones would block the event loop.', 1024 * 1024, 0, INT32_MAX),
   raftCheckQuorum: {
     doc: 'A leader that has not heard from a majority for an election timeout steps down (avoids a stale leader).',
     format: BOOL,

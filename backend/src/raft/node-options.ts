@@ -18,6 +18,12 @@ export interface RaftNodeTiming {
   electionTicks: number;
   /** Ticks between a leader's heartbeats (>= 1). */
   heartbeatTicks: number;
+  /**
+   * How long a commit index that moved alone (no entries, no term or vote change) may wait for the next durable
+   * write to carry it before it is written by itself (ms, >= 0). Default DEFAULT_COMMIT_WRITE_DELAY_MS. 0 = written
+   * at once. Why wait: a write of its own costs an fsync round, and the next entry's write queues behind it.
+   */
+  commitWriteDelayMs?: number;
 }
 
 export interface RaftNodeLimits {
@@ -88,7 +94,10 @@ export interface RaftNodeMetrics {
   readies: number;
   /** Durable (fsynced) persists of a Ready: snapshot, entries or a term/vote change. The group-commit unit. */
   persists: number;
-  /** Ready writes carrying only a new commit index (written, not awaited: the commit can be recomputed). */
+  /**
+   * Writes of a commit index that moved alone (not awaited: the commit can be recomputed). Most ride along with
+   * the next durable persist instead (see timing.commitWriteDelayMs) and are not counted here.
+   */
   commitWrites: number;
   entriesPersisted: number;
   messagesSent: number;
@@ -112,6 +121,8 @@ export interface RaftNodeMetrics {
 export const DEFAULT_READ_BARRIERS_PENDING_MAX = 4096;
 export const DEFAULT_INBOX_MESSAGES_MAX = 10_000;
 export const DEFAULT_PROPOSAL_BYTES_MAX = 8 * 1024 * 1024;
+/** A lost commit index is recomputed from a quorum (and raised to the applied index at start): no hurry. */
+export const DEFAULT_COMMIT_WRITE_DELAY_MS = 50;
 /** Room a transport frame needs around one entry's data: frame, message and entry headers, envelope. */
 const FRAME_ROOM_BYTES = 64 * 1024;
 
@@ -124,6 +135,7 @@ export function validateOptions(o: RaftNodeOptions): void {
   int('timing.tickMs', o.timing.tickMs, 1);
   int('timing.heartbeatTicks', o.timing.heartbeatTicks, 1);
   int('timing.electionTicks', o.timing.electionTicks, o.timing.heartbeatTicks + 1);
+  if (o.timing.commitWriteDelayMs !== undefined) int('timing.commitWriteDelayMs', o.timing.commitWriteDelayMs, 0);
   int('limits.proposalTimeoutMs', o.limits.proposalTimeoutMs, 1);
   int('limits.proposalsQueuedMax', o.limits.proposalsQueuedMax, 1);
   int('limits.proposalBatchBytesMax', o.limits.proposalBatchBytesMax, 1);

@@ -37,11 +37,11 @@ import { ProposalDroppedError } from './core/errors.ts';
 import { RawNode } from './core/rawnode.ts';
 import { emptySnapshot } from './core/storage.ts';
 import { EntryType, NONE, Role } from './core/types.ts';
-import type { ConfState, Entry, Message, Ready, SnapshotMetadata, SoftState } from './core/types.ts';
+import type { ConfState, Entry, HardState, Message, Ready, SnapshotMetadata, SoftState } from './core/types.ts';
 import { bytesKey, emptyConfState } from './core/util.ts';
 import { encodeEnvelope, decodeEnvelope, ENVELOPE_SEQ_MAX } from './node-envelope.ts';
 import { ProposalQueueFullError, ProposalTimeoutError, ProposalTooLargeError, RaftNodeStoppedError } from './node-errors.ts';
-import { DEFAULT_INBOX_MESSAGES_MAX, DEFAULT_PROPOSAL_BYTES_MAX, DEFAULT_READ_BARRIERS_PENDING_MAX, validateOptions } from './node-options.ts';
+import { DEFAULT_COMMIT_WRITE_DELAY_MS, DEFAULT_INBOX_MESSAGES_MAX, DEFAULT_PROPOSAL_BYTES_MAX, DEFAULT_READ_BARRIERS_PENDING_MAX, validateOptions } from './node-options.ts';
 import type { PeerAddress, RaftNodeMetrics, RaftNodeOptions } from './node-options.ts';
 import { ProposalRegistry, ReadRegistry, abortReason, listenAbort, settle } from './node-pending.ts';
 import type { PendingProposal, PendingRead } from './node-pending.ts';
@@ -90,6 +90,9 @@ export class RaftNode implements RaftNodeApi {
   private ticksPending = 0;
   private readonly unreachable = new Set<NodeId>();
   private snapshotReports: { peer: NodeId; ok: boolean }[] = [];
+  /** A commit index that moved alone, not yet written (see persist()); written by commitWriteTimer at the latest. */
+  private deferredHardState: HardState | undefined;
+  private commitWriteTimer: NodeJS.Timeout | undefined;
   /** A requested leadership transfer not yet handed to the core (only the latest request counts). */
   private transferTo: NodeId | undefined;
   private built: BuiltSnapshot[] = [];
@@ -193,6 +196,8 @@ export class RaftNode implements RaftNodeApi {
     this.halt(new RaftNodeStoppedError('stopped'));
     await this.loopDone;
     await this.snapshotWrite;
+    // Not needed for safety (see persist()), but a restart then starts from the latest commit index.
+    if (this.fatalError === undefined) this.writeDeferredCommit();
     await this.closeResources();
     this.state = 'stopped';
     this.log.info('raft node stopped');
@@ -663,8 +668,9 @@ export class RaftNode implements RaftNodeApi {
 
   /**
    * Snapshot metadata, entries and hard state in one LMDB transaction. Durable (awaited) when the Ready says
-   * so; a Ready that only moves the commit index is written without waiting (a lost commit index is
-   * recomputed from the quorum, and recover() raises it to what was applied).
+   * so. A Ready that only moves the commit index is not written now: a lost commit index is recomputed from
+   * the quorum, and recover() raises it to what was applied. It rides along with the next durable persist, or
+   * is written by itself (not awaited) commitWriteDelayMs later if none comes first.
    */
   private async persist(rd: Ready): Promise<void> {
     const req: PersistRequest = {};
@@ -672,20 +678,56 @@ export class RaftNode implements RaftNodeApi {
     if (rd.entries.length > 0) req.entries = rd.entries;
     if (rd.hardState !== undefined) req.hardState = rd.hardState;
     if (req.snapshot === undefined && req.entries === undefined && req.hardState === undefined) return;
+    if (!rd.mustSync) {
+      this.deferCommitWrite(req.hardState!);
+      return;
+    }
+    // A Ready's hard state is the whole current one: it supersedes a deferred commit; without one, the
+    // deferred commit (same term and vote) goes in this write.
+    req.hardState ??= this.deferredHardState;
+    this.clearDeferredCommit();
     if (rd.snapshot !== undefined && rd.snapshot.metadata.index > 0) {
       // The data was stored when it was received; the core only ever takes a snapshot it got from the transport.
       if (this.snaps!.get(rd.snapshot.metadata) === undefined) {
         throw new Error(`snapshot at index ${rd.snapshot.metadata.index} term ${rd.snapshot.metadata.term} was taken by the core but its file is missing`);
       }
     }
-    if (!rd.mustSync) {
-      this.counters.commitWrites++;
-      this.store!.persist(req).catch((err: unknown) => this.fail(err));
-      return;
-    }
     this.counters.persists++;
     this.counters.entriesPersisted += rd.entries.length;
     await this.store!.persist(req);
+  }
+
+  private deferCommitWrite(hs: HardState): void {
+    this.deferredHardState = hs;
+    const delayMs = this.opts.timing.commitWriteDelayMs ?? DEFAULT_COMMIT_WRITE_DELAY_MS;
+    if (delayMs === 0) {
+      this.writeDeferredCommit();
+      return;
+    }
+    if (this.commitWriteTimer !== undefined) return;
+    this.commitWriteTimer = setTimeout(() => {
+      this.commitWriteTimer = undefined;
+      if (this.state === 'running') this.writeDeferredCommit();
+    }, delayMs);
+    this.commitWriteTimer.unref();
+  }
+
+  /**
+   * Queues the deferred commit index as a write of its own (not awaited). The store writes calls in order, so
+   * a later persist() or createSnapshot() sees it: a snapshot may only be recorded at a persisted commit.
+   */
+  private writeDeferredCommit(): void {
+    const hs = this.deferredHardState;
+    this.clearDeferredCommit();
+    if (hs === undefined) return;
+    this.counters.commitWrites++;
+    this.store!.persist({ hardState: hs }).catch((err: unknown) => this.fail(err));
+  }
+
+  private clearDeferredCommit(): void {
+    this.deferredHardState = undefined;
+    if (this.commitWriteTimer !== undefined) clearTimeout(this.commitWriteTimer);
+    this.commitWriteTimer = undefined;
   }
 
   /** The core took a leader's snapshot (now in the log store): load it into the state machine. */
@@ -786,6 +828,8 @@ export class RaftNode implements RaftNodeApi {
     const built = this.built;
     this.built = [];
     const store = this.store!;
+    // The snapshot's index was applied, hence committed; the store checks it against its persisted commit.
+    this.writeDeferredCommit();
     for (const { metadata } of built) {
       if (metadata.index <= store.snapshot().metadata.index) continue; // a newer one from the leader meanwhile
       await store.createSnapshot(metadata.index, metadata.conf);
@@ -823,6 +867,8 @@ export class RaftNode implements RaftNodeApi {
   private halt(reason: Error): void {
     if (this.tickTimer !== undefined) clearInterval(this.tickTimer);
     this.tickTimer = undefined;
+    if (this.commitWriteTimer !== undefined) clearTimeout(this.commitWriteTimer);
+    this.commitWriteTimer = undefined;
     this.proposals.rejectAll(reason);
     this.reads.rejectAll(reason);
     this.inbox = [];

@@ -1,9 +1,12 @@
 // RaftNode with three real nodes in this process: real LMDB, real snapshot files, real TCP on 127.0.0.1.
 import test from 'ava';
+import path from 'node:path';
+import { RaftNode } from '../../src/raft/node.ts';
 import { NotLeaderError } from '../../src/raft/node-types.ts';
 import type { LeaderInfo, NodeId } from '../../src/raft/node-types.ts';
 import { RaftNodeStoppedError } from '../../src/raft/node-errors.ts';
-import { TestCluster, bytes, waitFor } from './node-harness.ts';
+import { LmdbLogStore } from '../../src/raft/storage/lmdb-log-store.ts';
+import { TEST_TIMING, TestCluster, bytes, captureLogger, waitFor } from './node-harness.ts';
 import type { ListResult } from './node-harness.ts';
 
 const IDS: NodeId[] = [1, 2, 3];
@@ -110,6 +113,42 @@ test('group commit: 200 concurrent proposals cost far fewer persists than propos
   for (const id of IDS) await c.waitApplied(id, results[199]!.index);
   t.deepEqual(c.sm(1).list(), c.sm(2).list());
   t.deepEqual(c.sm(1).list(), c.sm(3).list());
+});
+
+test('a commit index that moved alone rides with the next durable write; stop writes the last one', async (t) => {
+  // A delay longer than the test: every commit-only Ready must be carried by a later persist, never written alone.
+  const c = await TestCluster.start(IDS, { timing: { ...TEST_TIMING, commitWriteDelayMs: 60_000 } });
+  t.teardown(() => c.stop());
+  const leaderId = await c.waitForLeader();
+  const leader = c.node(leaderId);
+  const before = leader.metrics();
+  let last = 0;
+  for (let i = 0; i < 20; i++) last = ((await leader.propose(bytes(`s${i}`))) as ListResult).index;
+  const after = leader.metrics();
+  t.true(after.persists - before.persists >= 20, 'one durable persist per sequential proposal');
+  for (const id of IDS) {
+    await c.waitApplied(id, last);
+    t.is(c.node(id).metrics().commitWrites, 0, `node ${id} wrote no commit index by itself`);
+  }
+  // stop() writes the deferred commit index: the reopened log records the last entry as committed.
+  await c.stopMember(leaderId);
+  const store = await LmdbLogStore.open(path.join(c.member(leaderId).dir, 'raft', 'log'));
+  t.true(store.initialState().hardState.commit >= last, `commit ${store.initialState().hardState.commit} < ${last}`);
+  await store.close();
+});
+
+test('a commit index that moved alone is written by itself after commitWriteDelayMs', async (t) => {
+  const c = await TestCluster.start(IDS, { timing: { ...TEST_TIMING, commitWriteDelayMs: 20 } });
+  t.teardown(() => c.stop());
+  const leaderId = await c.waitForLeader();
+  const leader = c.node(leaderId);
+  const r = (await leader.propose(bytes('one'))) as ListResult;
+  // Nothing else is proposed: the commit of that entry has no later write to ride with.
+  await waitFor(() => (leader.metrics().commitWrites >= 1 ? true : undefined), 2000, 'a commit write of its own');
+  for (const id of IDS) await c.waitApplied(id, r.index);
+  t.true(leader.metrics().commit >= r.index);
+  const opts = c.options(1, c.sm(1), captureLogger([]));
+  t.throws(() => new RaftNode({ ...opts, timing: { ...opts.timing, commitWriteDelayMs: -1 } }), { instanceOf: RangeError, message: /commitWriteDelayMs/ });
 });
 
 test('stop rejects pending proposals and further calls with RaftNodeStoppedError', async (t) => {

@@ -58,7 +58,13 @@ export function clusterNodeOptions(config: TakhinConfig, logger: Logger): RaftCl
     dataDir: config.dataDir,
     raftListen: listen,
     ...storageSettings(config),
-    timing: { tickMs: config.raftTickMs, electionTicks: config.raftElectionTicks, heartbeatTicks: config.raftHeartbeatTicks },
+    timing: {
+      tickMs: config.raftTickMs,
+      electionTicks: config.raftElectionTicks,
+      heartbeatTicks: config.raftHeartbeatTicks,
+      commitWriteDelayMs: config.raftCommitWriteDelayMs,
+    },
+    logStore: { syncCommitBytesMax: config.raftSyncCommitBytesMax },
     checkQuorum: config.raftCheckQuorum,
     preVote: config.raftPreVote,
     limits: {

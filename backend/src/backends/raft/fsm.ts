@@ -394,7 +394,12 @@ export class KafkaStateMachine implements StateMachine {
     const deleted = this.deleted;
     this.dirty = new Map();
     this.deleted = [];
-    await s.meta.root.transaction(() => {
+    // Synchronous: the end offsets are read in the same synchronous run as the applied index was copied (an
+    // async transaction's callback would run later, after more applies), and LMDB commits and fsyncs before the
+    // call returns, without the two thread hand-offs of an async lmdb-js transaction (it runs inside the Raft
+    // loop's apply). The environment has overlappingSync off: `flushed` then resolves at once; it is the guard
+    // should that ever change.
+    s.meta.root.transactionSync(() => {
       for (const d of deleted) for (let p = 0; p < d.partitionCount; p++) s.endsDb.remove([d.topicId, p]);
       for (const d of dirty) s.endsDb.put([d.topicId, d.partition], d.log.logEndOffset);
       s.appliedDb.put(APPLIED_KEY, applied);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ClusterMember } from '../../config/cluster-members.ts';
 import type { LogConfig } from '../../log/log-config.ts';
 import { RaftNode, type RaftNodeLimits, type RaftNodeTiming, type RaftSnapshotPolicy } from '../../raft/node.ts';
+import type { LmdbLogStoreSettings } from '../../raft/storage/lmdb-log-store.ts';
 import type { TransportLimits } from '../../raft/transport/limits.ts';
 import type { AppendBatcherLimits } from './append-batcher.ts';
 import { KafkaStateMachine } from './fsm.ts';
@@ -40,6 +41,8 @@ export interface RaftClusterNodeOptions {
   /** How long a follower waits for a topic creation it forwarded to the leader (ms). */
   forwardTimeoutMs: number;
   transport?: Partial<TransportLimits>;
+  /** Raft log store settings (group commit, commit mode); defaults where absent. */
+  logStore?: Partial<LmdbLogStoreSettings>;
   logger: Logger;
 }
 
@@ -78,6 +81,7 @@ export async function openRaftClusterNode(o: RaftClusterNodeOptions): Promise<Ra
     stateMachine: fsm,
     logger,
     ...(o.transport ? { transport: o.transport } : {}),
+    ...(o.logStore ? { logStore: o.logStore } : {}),
   });
   try {
     await node.start();

@@ -248,6 +248,36 @@ test('group commit: calls made while a transaction syncs go into the next one', 
   await s.close();
 });
 
+test('commit mode: rounds above syncCommitBytesMax go through the writer thread; both modes are durable', async (t) => {
+  const dir = tempDir(t);
+  // A small entry encodes to a few dozen bytes, a big one to over 400: below and above syncCommitBytesMax 100.
+  const s = await LmdbLogStore.open(dir, { syncCommitBytesMax: 100 });
+  const small = (i: number) => ent(i, 1);
+  const big = (i: number) => ent(i, 1, Buffer.alloc(400, i));
+  const sizeOf = (i: number) => (i % 3 === 0 ? 400 : small(i).data.byteLength);
+  const at = (i: number) => (i % 3 === 0 ? big(i) : small(i));
+  for (let i = 1; i <= 6; i++) await s.persist({ entries: [at(i)], hardState: { term: 1, vote: 1, commit: i - 1 } });
+  // A synchronous burst shares one round whatever its mode.
+  const syncsBefore = s.stats.syncs;
+  await Promise.all(Array.from({ length: 20 }, (_, k) => s.persist({ entries: [at(7 + k)] })));
+  t.is(s.stats.syncs - syncsBefore, 1);
+  await s.close();
+  const reopened = await LmdbLogStore.open(dir, { syncCommitBytesMax: 0 });
+  t.is(reopened.lastIndex(), 26);
+  t.is(reopened.initialState().hardState.commit, 5);
+  const back = reopened.entries(1, 27, ALL);
+  t.deepEqual(back.map((e) => e.data.byteLength), Array.from({ length: 26 }, (_, k) => sizeOf(k + 1)));
+  t.deepEqual(plain(back), plain(Array.from({ length: 26 }, (_, k) => at(k + 1))));
+  // syncCommitBytesMax 0: every round with entries commits on the writer thread.
+  await reopened.persist({ entries: [small(27)], hardState: { term: 1, vote: 1, commit: 27 } });
+  await reopened.close();
+  const again = await LmdbLogStore.open(dir);
+  t.is(again.initialState().hardState.commit, 27);
+  t.deepEqual(plain(again.entries(27, 28, ALL)), plain([small(27)]));
+  await again.close();
+  await t.throwsAsync(LmdbLogStore.open(tempDir(t), { syncCommitBytesMax: -1 }), { instanceOf: RangeError, message: /syncCommitBytesMax/ });
+});
+
 test('limits: queue length, entry size; settings are validated', async (t) => {
   const s = await LmdbLogStore.open(tempDir(t), { persistQueueRequestsMax: 5, entryBytesMax: 10 });
   const calls = Array.from({ length: 6 }, (_, k) => s.persist({ entries: [ent(k + 1, 1, 'x')] }));
