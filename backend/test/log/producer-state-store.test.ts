@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { ErrorCode, KafkaError } from '../../src/protocol/errors.ts';
+import { ErrorCode } from '../../src/protocol/errors.ts';
 import { buildRecordBatch } from '../../src/protocol/records/builder.ts';
 import type { LogConfig } from '../../src/log/log-config.ts';
 import { PartitionLog } from '../../src/log/partition-log.ts';
@@ -16,6 +16,7 @@ import type { ProducerEntry, ProducerStateConfig } from '../../src/log/producer-
 import { listSnapshotOffsets, snapshotFileName, SNAPSHOTS_RETAINED } from '../../src/log/producer-state-store.ts';
 import { captureLogger, Clock, config, segmentFiles, tempDir } from './_helpers.ts';
 import type { CapturedLogger } from './_helpers.ts';
+import { codeOf } from '../error-codes.ts';
 
 const PARTITION_LOG_MODULE = fileURLToPath(new URL('../../src/log/partition-log.ts', import.meta.url));
 const BUILDER_MODULE = fileURLToPath(new URL('../../src/protocol/records/builder.ts', import.meta.url));
@@ -36,16 +37,6 @@ function loadLine(captured: CapturedLogger): Record<string, unknown> {
   const line = captured.lines.find((l) => l.msg === 'producer state loaded');
   if (!line) throw new Error('no producer state loaded line');
   return line;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof KafkaError) return err.code;
-    throw err;
-  }
-  return ErrorCode.NONE;
 }
 
 /** Appends `n` batches of 2 records from producer `pid` starting at sequence 0; returns their base offsets. */

@@ -4,7 +4,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, KafkaError } from '../../src/protocol/errors.ts';
+import { ErrorCode } from '../../src/protocol/errors.ts';
 import { parseBatchHeader } from '../../src/protocol/records/batch.ts';
 import { buildRecordBatch } from '../../src/protocol/records/builder.ts';
 import type { LogConfig } from '../../src/log/log-config.ts';
@@ -13,6 +13,7 @@ import type { LogAppendResult } from '../../src/log/partition-log.ts';
 import { DEFAULT_PRODUCER_STATE_CONFIG, lastSequenceOf, nextSequence, PRODUCER_BATCHES_RETAINED } from '../../src/log/producer-state.ts';
 import type { ProducerStateConfig } from '../../src/log/producer-state.ts';
 import { captureLogger, Clock, config, readAll, segmentFiles, tempDir } from './_helpers.ts';
+import { codeOf } from '../error-codes.ts';
 
 const INT32_MAX = 2147483647;
 
@@ -26,16 +27,6 @@ function pbatch(pid: number, epoch: number, seq: number, count = 1, tag = `p${pi
 
 async function open(dir: string, cfg: LogConfig = config(), clock = new Clock(), producerState: ProducerStateConfig = DEFAULT_PRODUCER_STATE_CONFIG): Promise<PartitionLog> {
   return PartitionLog.open(dir, cfg, { logger: captureLogger().logger, nowMs: clock.nowMs, producerState });
-}
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof KafkaError) return err.code;
-    throw err;
-  }
-  return ErrorCode.NONE;
 }
 
 function activeLogBytes(dir: string): number {

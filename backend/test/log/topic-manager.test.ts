@@ -10,6 +10,7 @@ import { MetadataStore } from '../../src/log/metadata-store.ts';
 import { TopicManager, type TopicManagerOptions } from '../../src/log/topic-manager.ts';
 import { ErrorCode, KafkaError } from '../../src/protocol/errors.ts';
 import { buildRecordBatch } from '../../src/protocol/records/builder.ts';
+import { codeOf } from '../error-codes.ts';
 
 const logger = pino({ level: 'silent' });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'takhin-topics-'));
@@ -57,16 +58,6 @@ const newTopic = (name: string, numPartitions = 1, configs: Record<string, strin
 });
 
 const batch = (values: string[], timestamp = Date.now()) => buildRecordBatch(values.map((value) => ({ value })), { timestamp });
-
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof KafkaError) return err.code;
-    throw err;
-  }
-  return ErrorCode.NONE;
-}
 
 const logDirs = (dataDir: string) => fs.readdirSync(path.join(dataDir, 'logs')).sort();
 

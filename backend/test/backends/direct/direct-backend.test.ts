@@ -6,8 +6,9 @@ import pino from 'pino';
 import { ConfigSource, OffsetSpec, type AppendOptions } from '../../../src/backends/backend.ts';
 import { openDirectBackend, type DirectBackend, type DirectBackendOptions } from '../../../src/backends/direct/direct-backend.ts';
 import { DEFAULT_LOG_CONFIG } from '../../../src/log/log-config.ts';
-import { ErrorCode, KafkaError } from '../../../src/protocol/errors.ts';
+import { ErrorCode } from '../../../src/protocol/errors.ts';
 import { buildRecordBatch, decodeRecordBatch } from '../../../src/protocol/records/builder.ts';
+import { codeOf } from '../../error-codes.ts';
 
 const logger = pino({ level: 'silent' });
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'takhin-direct-'));
@@ -39,16 +40,6 @@ function options(dataDir: string, extra: Partial<DirectBackendOptions> = {}): Di
 
 const acks1: AppendOptions = { acks: 1, timeoutMs: 1000, transactionalId: null };
 const newTopic = (name: string, numPartitions = 1, configs: Record<string, string> = {}) => ({ name, numPartitions, replicationFactor: -1, configs });
-
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<number> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    if (err instanceof KafkaError) return err.code;
-    throw err;
-  }
-  return ErrorCode.NONE;
-}
 
 function values(batches: Buffer[]): { offset: number; value: string }[] {
   return batches.flatMap((b) => decodeRecordBatch(b).records.map((r) => ({ offset: r.offset, value: r.value!.toString() })));

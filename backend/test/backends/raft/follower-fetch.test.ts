@@ -5,26 +5,17 @@ import test from 'ava';
 import { Kafka, logLevel } from 'kafkajs';
 import type { AppendOptions, ReadOptions } from '../../../src/backends/backend.ts';
 import { fetchHandler } from '../../../src/handlers/fetch.ts';
-import { ErrorCode, KafkaError } from '../../../src/protocol/errors.ts';
+import { ErrorCode } from '../../../src/protocol/errors.ts';
 import type { FetchRequest } from '../../../src/protocol/generated/index.ts';
 import { buildRecordBatch, decodeRecordBatch } from '../../../src/protocol/records/builder.ts';
 import { openHarness, recordBytes, roundTrip, valuesOf } from '../../handlers/helpers.ts';
 import { TestCluster, waitFor } from './cluster-harness.ts';
+import { codeOf } from '../../error-codes.ts';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 const IDS = [1, 2, 3];
 const acks = (n: number): AppendOptions => ({ acks: n, timeoutMs: 5000, transactionalId: null });
 const v11 = (clientRack: string, currentLeaderEpoch = -1): ReadOptions => ({ isolationLevel: 0, clientRack, currentLeaderEpoch });
-
-async function codeOf(work: () => Promise<unknown>): Promise<number> {
-  try {
-    await work();
-  } catch (err) {
-    if (err instanceof KafkaError) return err.code;
-    throw err;
-  }
-  return ErrorCode.NONE;
-}
 
 function values(records: Buffer[]): string[] {
   return records.flatMap((b) => decodeRecordBatch(b).records.map((r) => `${r.offset}:${r.value}`));

@@ -7,19 +7,10 @@ import type { RaftClusterNode } from '../../../src/backends/raft/open-raft-backe
 import { ErrorCode, KafkaError } from '../../../src/protocol/errors.ts';
 import { buildRecordBatch, decodeRecordBatch } from '../../../src/protocol/records/builder.ts';
 import { partitionFiles, TestCluster, waitFor } from './cluster-harness.ts';
+import { codeOf } from '../../error-codes.ts';
 
 const IDS = [1, 2, 3];
 const acks = (n: number): AppendOptions => ({ acks: n, timeoutMs: 5000, transactionalId: null });
-
-async function codeOf(work: () => Promise<unknown>): Promise<number> {
-  try {
-    await work();
-  } catch (err) {
-    if (err instanceof KafkaError) return err.code;
-    throw err;
-  }
-  return ErrorCode.NONE;
-}
 
 function keysOf(n: RaftClusterNode, topic: string, partition: number): string[] {
   const log = n.fsm.topics.partition(topic, partition);
@@ -137,7 +128,6 @@ test('three nodes: writes through the leader reach identical logs everywhere; fo
   const again = await cluster.node(leaderId).backend.append('orders', 2, batch('back'), acks(1));
   t.is(again.baseOffset, r.lastOffset + 1);
 });
-
 
 test('a follower that missed compacted entries is rebuilt from the leader\'s state machine snapshot', async (t) => {
   const cluster = await TestCluster.start(IDS, { snapshot: { entriesBetweenSnapshots: 20, trailingEntriesKept: 5, snapshotsRetained: 2 } });
