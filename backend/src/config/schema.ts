@@ -68,6 +68,7 @@ export interface TakhinConfig {
   raftHeartbeatTicks: number;
   raftCommitWriteDelayMs: number;
   raftSyncCommitBytesMax: number;
+  raftEntryCacheBytesMax: number;
   raftCheckQuorum: boolean;
   raftPreVote: boolean;
   proposalTimeoutMs: number;
@@ -273,6 +274,9 @@ const SETTINGS: Record<SettingName, Setting> = {
   raftSyncCommitBytesMax: int('Raft log writes of at most this many bytes commit and fsync on the event loop thread, ' +
     'larger ones on LMDB\'s writer thread (bytes; 0: only writes without entries). Small synchronous commits avoid two ' +
     'thread hand-offs per write; large ones would block the event loop.', 1024 * 1024, 0, INT32_MAX),
+  raftEntryCacheBytesMax: int('Newest Raft log entries kept in memory so applying and replicating them reads no LMDB ' +
+    '(bytes, entry size plus a per-entry overhead estimate; 0: off). 64 MiB holds about 1.5 s of the highest ingest ' +
+    'measured here.', 64 * 1024 * 1024, 0, INT32_MAX),
   raftCheckQuorum: {
     doc: 'A leader that has not heard from a majority for an election timeout steps down (avoids a stale leader).',
     format: BOOL,

@@ -64,7 +64,7 @@ export function clusterNodeOptions(config: TakhinConfig, logger: Logger): RaftCl
       heartbeatTicks: config.raftHeartbeatTicks,
       commitWriteDelayMs: config.raftCommitWriteDelayMs,
     },
-    logStore: { syncCommitBytesMax: config.raftSyncCommitBytesMax },
+    logStore: { syncCommitBytesMax: config.raftSyncCommitBytesMax, entryCacheBytesMax: config.raftEntryCacheBytesMax },
     checkQuorum: config.raftCheckQuorum,
     preVote: config.raftPreVote,
     limits: {

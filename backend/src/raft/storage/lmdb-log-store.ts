@@ -32,8 +32,22 @@
 // per transaction, riding along with persists so a large compaction never stalls the log.
 //
 // Reads see the state of the last resolved round: bounds (firstIndex/lastIndex), hard state and snapshot
-// metadata come from memory, entry bytes from LMDB. A round that rewrites a suffix only touches indexes the
-// core still holds in its unstable log (it never reads them from storage until the write is acknowledged).
+// metadata come from memory, entry bytes from the entry cache or LMDB. A round that rewrites a suffix only
+// touches indexes the core still holds in its unstable log (it never reads them from storage until the write
+// is acknowledged).
+//
+// Entry cache. The core reads committed entries back right after writing them (to apply them, and to send them
+// to followers); from LMDB each read is a copy plus a CRC check. So the newest entries, up to
+// entryCacheBytesMax, stay in memory as decoded Entry objects and entries() serves them from there. The cache
+// follows the view exactly: it is changed only where the view is published, after the round's commit is
+// durable, by the same per-call operations as the term cache (append from an index, which cuts a replaced
+// suffix first; reset on an installed snapshot), and it drops what falls below firstIndex on compaction. So
+// it always holds a suffix of the durable log, ending at lastIndex (checked at each publish: a mismatch, a
+// bug, drops the cache and counts stats.entryCacheFaults, so reads fall back to LMDB). Its entries
+// are built from the bytes encoded for LMDB (data is a view of that buffer, which only the store ever had),
+// never from the caller's Entry or buffer, which the caller may reuse. Entries handed out by entries() are
+// shared between calls: callers must treat an Entry and its data as immutable (MemoryStorage's rule too; the
+// state machine copies a batch before stamping offsets into it).
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import path from 'node:path';
@@ -54,6 +68,7 @@ import {
   decodeHardState,
   decodeLogStart,
   decodeSnapshotMetadata,
+  ENTRY_VALUE_HEADER_BYTES,
   encodeConfState,
   encodeEntry,
   encodeHardState,
@@ -92,6 +107,12 @@ export interface LmdbLogStoreSettings {
    * thread (see "Commit mode"); larger ones on lmdb-js's writer thread (bytes). 0 = only rounds without entries.
    */
   syncCommitBytesMax: number;
+  /**
+   * Newest durable entries kept in memory for entries() (bytes: stored value size plus an estimate of the
+   * per-entry object overhead, ENTRY_CACHE_OVERHEAD_BYTES). Oldest evicted first. 0 = no cache, every read
+   * goes to LMDB.
+   */
+  entryCacheBytesMax: number;
 }
 
 export const DEFAULT_LMDB_LOG_STORE_SETTINGS: Readonly<LmdbLogStoreSettings> = {
@@ -104,7 +125,18 @@ export const DEFAULT_LMDB_LOG_STORE_SETTINGS: Readonly<LmdbLogStoreSettings> = {
   // Single produce requests (the latency case) stay far below it; the coalesced multi-MiB entries of a
   // throughput load take the writer thread, whose hand-offs are then small next to the write itself.
   syncCommitBytesMax: 1024 * 1024,
+  // Apply and replication read entries within milliseconds of their write, which a few MiB covers; 64 MiB
+  // is about 1.5 s of the highest ingest measured on this code (43 MB/s), so a follower that falls that far
+  // behind (a GC pause, a reconnect) also catches up from memory. It is charged per node, next to the
+  // partition logs' own buffers, and is small against a broker's usual heap.
+  entryCacheBytesMax: 64 * 1024 * 1024,
 };
+
+/**
+ * Bytes an entry in the entry cache is charged on top of its stored value: the Entry object and the Buffer
+ * view of its data on the JS heap (an estimate; it keeps a cache of tiny entries bounded in real memory too).
+ */
+export const ENTRY_CACHE_OVERHEAD_BYTES = 128;
 
 /** What one persist() writes, in this order, in one transaction (the Ready contract, types.ts). */
 export interface PersistRequest {
@@ -130,6 +162,12 @@ export interface LmdbLogStoreStats {
   entriesWritten: number;
   /** Compacted entries physically deleted. */
   entriesTrimmed: number;
+  /** Entries entries() served from the entry cache. */
+  entriesReadCached: number;
+  /** Entries entries() read (copied and checked) from LMDB. */
+  entriesReadStored: number;
+  /** Times the entry cache disagreed with the log's end and was dropped: always 0 unless this code has a bug. */
+  entryCacheFaults: number;
 }
 
 /** On-disk layout version; a store written by a newer layout is refused, never misread. */
@@ -153,8 +191,11 @@ interface View {
   conf: ConfState;
 }
 
-/** A change the term cache replays once its round is durable. */
-type CacheOp = { at: number; terms: number[] } | { resetTo: number };
+/**
+ * A change the term and entry caches replay once its round is durable: entries from `at` replaced (`entries`
+ * only when the entry cache is on), or the log replaced by a snapshot.
+ */
+type CacheOp = { at: number; terms: number[]; entries: Entry[] | undefined } | { resetTo: number };
 
 /** View being built inside a write transaction, plus what the call being applied changed. */
 interface Working extends View {
@@ -190,7 +231,16 @@ interface RoundResult {
 const openDirs = new Set<string>();
 
 export class LmdbLogStore implements Storage {
-  readonly stats: LmdbLogStoreStats = { syncs: 0, requests: 0, requestsPerSyncMax: 0, entriesWritten: 0, entriesTrimmed: 0 };
+  readonly stats: LmdbLogStoreStats = {
+    syncs: 0,
+    requests: 0,
+    requestsPerSyncMax: 0,
+    entriesWritten: 0,
+    entriesTrimmed: 0,
+    entriesReadCached: 0,
+    entriesReadStored: 0,
+    entryCacheFaults: 0,
+  };
   private readonly settings: LmdbLogStoreSettings;
   private readonly dir: string;
   private readonly root: RootDatabase;
@@ -199,6 +249,7 @@ export class LmdbLogStore implements Storage {
   private view: View;
   private snap: Snapshot;
   private readonly termCache: TermCache;
+  private readonly entryCache: EntryCache;
   /** Lowest index that may still be stored at or below logStart.index (deletion pending below it). */
   private trimFloor: number;
   private trimError: unknown;
@@ -228,6 +279,7 @@ export class LmdbLogStore implements Storage {
     this.view = this.loadView();
     this.snap = { metadata: this.view.snapshot, data: EMPTY };
     this.termCache = new TermCache(settings.termCacheEntries, this.view.lastIndex + 1);
+    this.entryCache = new EntryCache(settings.entryCacheBytesMax);
     const firstKey = this.firstStoredIndex();
     this.trimFloor = firstKey ?? this.view.logStart.index + 1;
     this.verifyTail();
@@ -274,19 +326,44 @@ export class LmdbLogStore implements Storage {
     if (hi > v.lastIndex + 1) throw new UnavailableError(hi - 1, v.lastIndex);
     assert(lo <= hi, () => `entries: lo ${lo} > hi ${hi}`);
     const out: Entry[] = [];
+    // The cache holds a suffix of the log: [lo, cut) comes from LMDB, [cut, hi) from memory.
+    const cached = this.entryCache;
+    const cut = cached.size === 0 ? hi : Math.min(hi, Math.max(lo, cached.first));
+    let size = 0;
+    if (lo < cut) {
+      size = this.readStored(lo, cut, maxBytes, out);
+      if (size < 0) return out;
+    }
+    for (let i = cut; i < hi; i++) {
+      const e = cached.at(i);
+      size += entrySizeBytes(e);
+      if (out.length > 0 && size > maxBytes) break;
+      out.push(e);
+      this.stats.entriesReadCached++;
+    }
+    return out;
+  }
+
+  /**
+   * Appends entries [lo, hi) read from LMDB to `out`, with limitSize semantics (the first entry of `out`
+   * always, then only while the total stays within maxBytes). Returns the total size, or -1 when the limit cut
+   * the read short.
+   */
+  private readStored(lo: number, hi: number, maxBytes: number, out: Entry[]): number {
+    const base = out.length;
     let size = 0;
     for (const { key, value } of this.entriesDb.getRange({ start: entryKey(lo), end: entryKey(hi) })) {
       const index = entryKeyIndex(key);
-      const expected = lo + out.length;
+      const expected = lo + out.length - base;
       if (index !== expected) throw missingEntry(expected);
       const e = decodeEntry(index, key, value);
       size += entrySizeBytes(e);
-      // limitSize semantics: the first entry always, then only while the total stays within maxBytes.
-      if (out.length > 0 && size > maxBytes) return out;
+      if (out.length > 0 && size > maxBytes) return -1;
       out.push(e);
+      this.stats.entriesReadStored++;
     }
-    if (out.length < hi - lo) throw missingEntry(lo + out.length);
-    return out;
+    if (out.length - base < hi - lo) throw missingEntry(lo + out.length - base);
+    return size;
   }
 
   term(i: number): number {
@@ -295,7 +372,7 @@ export class LmdbLogStore implements Storage {
     if (i < v.logStart.index) throw new CompactedError(i, v.logStart.index + 1);
     if (i > v.lastIndex) throw new UnavailableError(i, v.lastIndex);
     if (i === v.logStart.index) return v.logStart.term;
-    return this.termCache.get(i) ?? this.readEntry(i).term;
+    return this.termCache.get(i) ?? this.entryCache.term(i) ?? this.readEntry(i).term;
   }
 
   firstIndex(): number {
@@ -352,6 +429,12 @@ export class LmdbLogStore implements Storage {
    */
   compact(index: number): Promise<void> {
     return this.enqueue<void>(0, (w) => this.applyCompact(w, index));
+  }
+
+  /** What the entry cache holds now: `entries` entries from index `firstIndex` on, charged `bytes`. */
+  entryCacheUsage(): { entries: number; firstIndex: number; bytes: number } {
+    const c = this.entryCache;
+    return { entries: c.size, firstIndex: c.size === 0 ? 0 : c.first, bytes: c.bytes };
   }
 
   /** Resolves once every compacted entry has been physically deleted (or the store closes). */
@@ -489,8 +572,20 @@ export class LmdbLogStore implements Storage {
     if (r.view.snapshot !== this.view.snapshot) this.snap = { metadata: r.view.snapshot, data: EMPTY };
     this.view = r.view;
     for (const op of r.cacheOps) {
-      if ('resetTo' in op) this.termCache.reset(op.resetTo);
-      else this.termCache.append(op.at, op.terms);
+      if ('resetTo' in op) {
+        this.termCache.reset(op.resetTo);
+        this.entryCache.clear();
+      } else {
+        this.termCache.append(op.at, op.terms);
+        if (op.entries !== undefined) this.entryCache.append(op.at, op.entries);
+      }
+    }
+    this.entryCache.dropBelow(r.view.logStart.index + 1);
+    // Cannot happen (the cache replays the view's own changes); if it ever did, reads fall back to LMDB, which is
+    // always right, rather than serve a wrong entry or leave this round's callers unsettled by throwing here.
+    if (this.entryCache.size > 0 && this.entryCache.end !== r.view.lastIndex + 1) {
+      this.entryCache.clear();
+      this.stats.entryCacheFaults++;
     }
     if (r.trimFloor !== undefined) this.trimFloor = r.trimFloor;
     this.stats.syncs++;
@@ -582,7 +677,8 @@ export class LmdbLogStore implements Storage {
     w.entriesWritten += entries.length - skip;
     this.removeRange(last + 1, w.lastIndex);
     w.lastIndex = last;
-    w.cacheOps.push({ at, terms: entries.slice(skip).map((e) => e.term) });
+    const cached = enc.cached === undefined || skip === 0 ? enc.cached : enc.cached.slice(skip);
+    w.cacheOps.push({ at, terms: entries.slice(skip).map((e) => e.term), entries: cached });
   }
 
   private applyHardState(w: Working, hs: HardState): void {
@@ -667,6 +763,7 @@ export class LmdbLogStore implements Storage {
   private encodeEntries(entries: readonly Entry[]): EncodedEntries {
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
+    const cached: Entry[] | undefined = this.settings.entryCacheBytesMax > 0 ? [] : undefined;
     let bytes = 0;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
@@ -678,9 +775,11 @@ export class LmdbLogStore implements Storage {
       const value = encodeEntry(e, key);
       keys.push(key);
       values.push(value);
+      // What the cache serves is what LMDB got: built from our own buffer, not the caller's (see "Entry cache").
+      cached?.push({ index: e.index, term: e.term, type: e.type, data: value.subarray(ENTRY_VALUE_HEADER_BYTES) });
       bytes += value.length;
     }
-    return { keys, values, bytes };
+    return { keys, values, cached, bytes };
   }
 
   // ---- Loading ------------------------------------------------------------------------------------------
@@ -741,6 +840,8 @@ export class LmdbLogStore implements Storage {
 interface EncodedEntries {
   keys: Buffer[];
   values: Buffer[];
+  /** The entries as the entry cache will hold them (undefined when it is off). */
+  cached: Entry[] | undefined;
   bytes: number;
 }
 
@@ -777,6 +878,7 @@ function validateSettings(s: LmdbLogStoreSettings): void {
   atLeast('persistQueueRequestsMax', 1);
   atLeast('entryBytesMax', 0, 2 ** 32 - 1);
   atLeast('syncCommitBytesMax', 0);
+  atLeast('entryCacheBytesMax', 0);
 }
 
 /**
@@ -817,4 +919,85 @@ class TermCache {
       this.start += drop;
     }
   }
+}
+
+/**
+ * The newest durable entries, oldest first: a suffix of the log (see "Entry cache"), at most `max` bytes
+ * (stored value size + ENTRY_CACHE_OVERHEAD_BYTES each). Live entries are ents[head..]; ents[head] has index
+ * `first`.
+ */
+class EntryCache {
+  first = 0;
+  bytes = 0;
+  private ents: Entry[] = [];
+  private head = 0;
+
+  constructor(private readonly max: number) {}
+
+  get size(): number {
+    return this.ents.length - this.head;
+  }
+
+  /** One past the newest cached index. */
+  get end(): number {
+    return this.first + this.size;
+  }
+
+  /** The entry at index i; the caller checked first <= i < end. */
+  at(i: number): Entry {
+    return this.ents[this.head + i - this.first]!;
+  }
+
+  term(i: number): number | undefined {
+    return i >= this.first && i < this.end ? this.at(i).term : undefined;
+  }
+
+  clear(): void {
+    this.ents = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+
+  /** Entries from index `at` on are now `entries` (a replaced suffix is cut first). */
+  append(at: number, entries: readonly Entry[]): void {
+    if (this.max === 0) return;
+    // Below what is cached (everything cached is replaced) or not adjacent to it: start over from `at`.
+    if (this.size === 0 || at < this.first || at > this.end) {
+      this.clear();
+      this.first = at;
+    }
+    while (this.end > at) this.bytes -= cost(this.ents.pop()!);
+    for (const e of entries) {
+      this.ents.push(e);
+      this.bytes += cost(e);
+    }
+    while (this.bytes > this.max && this.size > 0) this.dropOldest();
+    this.pack();
+  }
+
+  /** Drops the entries below `index` (compacted). */
+  dropBelow(index: number): void {
+    while (this.size > 0 && this.first < index) this.dropOldest();
+    if (this.size === 0) this.clear();
+    this.pack();
+  }
+
+  private dropOldest(): void {
+    this.bytes -= cost(this.ents[this.head]!);
+    this.ents[this.head] = undefined as unknown as Entry;
+    this.head++;
+    this.first++;
+  }
+
+  /** Moves the live entries to the front once the dropped slots are the larger part: O(1) amortized. */
+  private pack(): void {
+    if (this.head > 1024 && this.head * 2 > this.ents.length) {
+      this.ents = this.ents.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+function cost(e: Entry): number {
+  return e.data.byteLength + ENTRY_VALUE_HEADER_BYTES + ENTRY_CACHE_OVERHEAD_BYTES;
 }

@@ -17,7 +17,7 @@ test('configs/cluster/node1..3.json describe one three-node cluster on 127.0.0.1
     t.deepEqual(o.members.map((m) => [m.nodeId, m.raftPort, m.kafkaPort, m.rack]), [[1, 8001, 9092, 'rack-1'], [2, 8002, 9093, 'rack-2'], [3, 8003, 9094, 'rack-3']]);
     t.is(o.replicaSelector, 'rack');
     t.is(o.timing.commitWriteDelayMs, 50);
-    t.deepEqual(o.logStore, { syncCommitBytesMax: 1024 * 1024 });
+    t.deepEqual(o.logStore, { syncCommitBytesMax: 1024 * 1024, entryCacheBytesMax: 64 * 1024 * 1024 });
     t.is(o.defaultReplicationFactor, 3);
   });
   t.is(new Set(options.map((o) => o.clusterId)).size, 1, 'every node derives the same cluster id');

@@ -2,6 +2,9 @@
 // reopen calls, some issued concurrently (group commit), leaves LmdbLogStore answering every Storage read
 // exactly like MemoryStorage given the same calls; invalid calls mixed in are rejected alone and change nothing.
 // At the end, after the background deletion, LMDB holds exactly the entries firstIndex..lastIndex.
+// entryCacheBytesMax varies from off through a few entries (reads split between LMDB and memory, constant
+// eviction) to everything: the entry cache must never change an answer, across truncations, compactions,
+// installed snapshots and reopens.
 
 import test from 'ava';
 import fc from 'fast-check';
@@ -50,7 +53,12 @@ const settingsArb: fc.Arbitrary<Partial<LmdbLogStoreSettings>> = fc.record({
   termCacheEntries: fc.constantFrom(0, 2, 8, 4096),
   entriesPerCompactionTxnMax: fc.constantFrom(1, 3, 1000),
   persistBatchRequestsMax: fc.constantFrom(1, 2, 1024),
+  // Payloads are 0..40 bytes: 300 bytes hold one or two entries, 2,000 about a dozen.
+  entryCacheBytesMax: fc.constantFrom(0, 300, 2_000, 64 * 1024 * 1024),
 });
+
+/** Entries read from the cache / from LMDB over all runs with the cache on: both paths must be exercised. */
+const reads = { cached: 0, stored: 0 };
 
 const ALL = Number.MAX_SAFE_INTEGER;
 
@@ -190,6 +198,11 @@ async function runOps(ops: Op[], settings: Partial<LmdbLogStoreSettings>): Promi
     }
     await Promise.all(pending);
     compare(store, mem, 'at the end');
+    deepStrictEqual(store.stats.entryCacheFaults, 0, 'entry cache faults');
+    if (settings.entryCacheBytesMax !== 0) {
+      reads.cached += store.stats.entriesReadCached;
+      reads.stored += store.stats.entriesReadStored;
+    }
     await store.trimmed();
     const [first, last] = [mem.firstIndex(), mem.lastIndex()];
     await store.close();
@@ -204,7 +217,7 @@ async function runOps(ops: Op[], settings: Partial<LmdbLogStoreSettings>): Promi
 test('a random sequence of calls leaves LmdbLogStore agreeing with MemoryStorage', async (t) => {
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 30 }), settingsArb, runOps),
-    { numRuns: 40 },
+    { numRuns: 80 },
   );
-  t.pass();
+  t.true(reads.cached > 0 && reads.stored > 0, `with the cache on: ${reads.cached} entries read from it, ${reads.stored} from LMDB`);
 });

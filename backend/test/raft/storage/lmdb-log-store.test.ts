@@ -1,5 +1,6 @@
 // LmdbLogStore against a real LMDB environment in a temp dir: the Storage contract (same answers and errors as
-// MemoryStorage), persist/compact/snapshot writes, restart, corruption detection, group commit, and
+// MemoryStorage), persist/compact/snapshot writes, restart, corruption detection, group commit, the entry
+// cache (filled only when durable, cut on truncation, compaction and snapshot install, bounded), and
 // durability (kill -9 right after an acknowledgement; fsync before the acknowledgement under strace).
 
 import test from 'ava';
@@ -15,9 +16,9 @@ import {
   UnavailableError,
   emptySnapshot,
 } from '../../../src/raft/core/index.ts';
-import { LmdbLogStore } from '../../../src/raft/storage/lmdb-log-store.ts';
+import { ENTRY_CACHE_OVERHEAD_BYTES, LmdbLogStore } from '../../../src/raft/storage/lmdb-log-store.ts';
 import { StorageClosedError, StorageCorruptionError, StorageLimitError } from '../../../src/raft/storage/errors.ts';
-import { sealRecord } from '../../../src/raft/storage/codec.ts';
+import { ENTRY_VALUE_HEADER_BYTES, sealRecord } from '../../../src/raft/storage/codec.ts';
 import {
   confOf,
   ent,
@@ -469,4 +470,170 @@ const hasStrace = spawnSync('strace', ['-V']).status === 0;
       t.true(synced, `entry ${i}: ${w.text} is fsynced before ACK`);
     }
   }
+});
+
+// ---- Entry cache ----------------------------------------------------------------------------------------
+
+/** Reads entries(lo, hi) and reports how many came from the cache and how many from LMDB. */
+function readCounted(s: LmdbLogStore, lo: number, hi: number, max = ALL): { got: ReturnType<typeof plain>; cached: number; stored: number } {
+  const [c0, s0] = [s.stats.entriesReadCached, s.stats.entriesReadStored];
+  const got = plain(s.entries(lo, hi, max));
+  if (s.stats.entryCacheFaults !== 0) throw new Error('the entry cache disagreed with the log');
+  return { got, cached: s.stats.entriesReadCached - c0, stored: s.stats.entriesReadStored - s0 };
+}
+
+/** Cache bytes charged for `n` entries of `dataBytes` each (stored value + overhead). */
+function cacheCost(n: number, dataBytes: number): number {
+  return n * (dataBytes + ENTRY_VALUE_HEADER_BYTES + ENTRY_CACHE_OVERHEAD_BYTES);
+}
+
+test('entry cache: durable entries are served from memory, from the store\'s own copy of the bytes', async (t) => {
+  const dir = tempDir(t);
+  const s = await LmdbLogStore.open(dir);
+  const data = Buffer.from('original-payload');
+  const written = [ent(1, 1, data), ent(2, 1, 'two'), { ...ent(3, 2, 'three'), type: 1 }];
+  const pending = s.persist({ entries: written });
+  // Not durable yet: neither the view nor the cache shows the entries.
+  t.throws(() => s.entries(1, 2, ALL), { instanceOf: UnavailableError });
+  t.is(s.entryCacheUsage().entries, 0);
+  await pending;
+  const expected = plain(written);
+  // The caller reuses its buffer (a pooled network buffer would): what the store hands out must not change.
+  data.fill(0x21);
+  written[1]!.term = 99;
+  const r = readCounted(s, 1, 4);
+  t.deepEqual(r.got, expected);
+  t.deepEqual([r.cached, r.stored], [3, 0], 'all three from memory');
+  t.not(s.entries(1, 2, ALL)[0]!.data, data);
+  t.is(s.term(2), 1);
+  t.deepEqual(s.entryCacheUsage(), { entries: 3, firstIndex: 1, bytes: cacheCost(1, 16) + cacheCost(1, 3) + cacheCost(1, 5) });
+  // The size limit applies to cached entries as to stored ones.
+  t.deepEqual(s.entries(1, 4, 0).map((e) => e.index), [1]);
+  t.deepEqual(s.entries(1, 4, 16 + 3 + 2 * ENTRY_HEADER_BYTES).map((e) => e.index), [1, 2]);
+  await s.close();
+  // After a restart the cache starts empty: the same entries come from LMDB.
+  const again = await LmdbLogStore.open(dir);
+  const r2 = readCounted(again, 1, 4);
+  t.deepEqual(r2.got, expected);
+  t.deepEqual([r2.cached, r2.stored], [0, 3]);
+  await again.close();
+});
+
+test('entry cache: a conflicting append cuts the cached suffix, also below the cached range', async (t) => {
+  const one = cacheCost(1, ent(1, 1).data.byteLength);
+  // Room for four entries of this size (indexes up to 9 encode to the same length).
+  const s = await LmdbLogStore.open(tempDir(t), { entryCacheBytesMax: 4 * one });
+  await s.persist({ entries: ents(1, 9, 1), hardState: { term: 1, vote: 1, commit: 3 } });
+  t.deepEqual(s.entryCacheUsage(), { entries: 4, firstIndex: 6, bytes: 4 * one });
+  // Inside the cached range: 8 and 9 are replaced, the log now ends at 8.
+  await s.persist({ entries: [ent(7, 2), ent(8, 2)] });
+  t.deepEqual(s.entryCacheUsage(), { entries: 3, firstIndex: 6, bytes: 3 * one });
+  let r = readCounted(s, 4, 9);
+  t.deepEqual(r.got, plain([ent(4, 1), ent(5, 1), ent(6, 1), ent(7, 2), ent(8, 2)]));
+  t.deepEqual([r.stored, r.cached], [2, 3]);
+  t.throws(() => s.entries(8, 10, ALL), { instanceOf: UnavailableError });
+  t.throws(() => s.term(9), { instanceOf: UnavailableError });
+  // Below the cached range: everything cached is replaced.
+  await s.persist({ entries: [ent(5, 3)] });
+  t.deepEqual(s.entryCacheUsage(), { entries: 1, firstIndex: 5, bytes: one });
+  r = readCounted(s, 1, 6);
+  t.deepEqual(r.got, plain([...ents(1, 4, 1), ent(5, 3)]));
+  t.deepEqual([r.stored, r.cached], [4, 1]);
+  t.throws(() => s.entries(1, 7, ALL), { instanceOf: UnavailableError });
+  t.deepEqual([s.term(5), s.lastIndex()], [3, 5]);
+  // A call rejected in a round fills nothing; the valid one beside it does.
+  const gap = s.persist({ entries: [ent(9, 3)] });
+  const ok = s.persist({ entries: [ent(6, 3)] });
+  await t.throwsAsync(gap, { instanceOf: RaftAssertionError });
+  await ok;
+  t.deepEqual(s.entryCacheUsage(), { entries: 2, firstIndex: 5, bytes: 2 * one });
+  t.deepEqual(readCounted(s, 5, 7).got, plain([ent(5, 3), ent(6, 3)]));
+  await s.close();
+});
+
+test('entry cache: compaction drops what falls below firstIndex; an installed snapshot replaces everything', async (t) => {
+  const s = await LmdbLogStore.open(tempDir(t));
+  await s.persist({ entries: ents(1, 10, 1), hardState: { term: 1, vote: 1, commit: 8 } });
+  await s.createSnapshot(6, confOf([1]));
+  t.deepEqual(s.entryCacheUsage().entries, 10, 'a snapshot alone changes no entry');
+  await s.compact(4);
+  t.deepEqual([s.entryCacheUsage().entries, s.entryCacheUsage().firstIndex], [6, 5]);
+  t.throws(() => s.entries(4, 6, ALL), { instanceOf: CompactedError });
+  t.deepEqual(readCounted(s, 5, 11), { got: plain(ents(5, 10, 1)), cached: 6, stored: 0 });
+  // A snapshot from the leader inside the cached range: entries after it are gone, new ones take their place.
+  const meta = { index: 9, term: 2, conf: confOf([1, 2]) };
+  await s.persist({ snapshot: { metadata: meta }, hardState: { term: 2, vote: 0, commit: 9 } });
+  t.deepEqual(s.entryCacheUsage(), { entries: 0, firstIndex: 0, bytes: 0 });
+  t.throws(() => s.entries(9, 10, ALL), { instanceOf: CompactedError });
+  t.throws(() => s.entries(10, 11, ALL), { instanceOf: UnavailableError });
+  t.deepEqual([s.firstIndex(), s.lastIndex(), s.term(9)], [10, 9, 2]);
+  // A snapshot and new entries in one call (and one beyond the old log in the next).
+  await s.persist({ snapshot: { metadata: { ...meta, index: 20, term: 3 } }, entries: ents(21, 22, 3), hardState: { term: 3, vote: 0, commit: 20 } });
+  t.deepEqual(readCounted(s, 21, 23), { got: plain(ents(21, 22, 3)), cached: 2, stored: 0 });
+  t.throws(() => s.entries(10, 21, ALL), { instanceOf: CompactedError });
+  // Compacting everything cached empties the cache; later appends fill it again from the new tail.
+  await s.persist({ hardState: { term: 3, vote: 0, commit: 22 } });
+  await s.createSnapshot(22, confOf([1, 2]));
+  await s.compact(22);
+  t.is(s.entryCacheUsage().entries, 0);
+  await s.persist({ entries: [ent(23, 3, 'new')] });
+  t.deepEqual(readCounted(s, 23, 24), { got: plain([ent(23, 3, 'new')]), cached: 1, stored: 0 });
+  await s.trimmed();
+  await s.close();
+});
+
+test('entry cache: bounded by entryCacheBytesMax, oldest evicted first; 0 turns it off', async (t) => {
+  const data = (i: number): Buffer => Buffer.alloc(1000, i);
+  const one = cacheCost(1, 1000);
+  const s = await LmdbLogStore.open(tempDir(t), { entryCacheBytesMax: 10 * one + 500 });
+  for (let i = 1; i <= 30; i += 3) await s.persist({ entries: [0, 1, 2].map((k) => ent(i + k, 1, data(i + k))) });
+  t.deepEqual(s.entryCacheUsage(), { entries: 10, firstIndex: 21, bytes: 10 * one });
+  const all = Array.from({ length: 30 }, (_, k) => ent(k + 1, 1, data(k + 1)));
+  t.deepEqual(readCounted(s, 1, 31), { got: plain(all), cached: 10, stored: 20 });
+  // The size limit across the boundary between LMDB and memory: 19..22 fit in 4 entries' size.
+  const four = 4 * (1000 + ENTRY_HEADER_BYTES);
+  t.deepEqual(readCounted(s, 19, 31, four), { got: plain(all.slice(18, 22)), cached: 2, stored: 2 });
+  t.deepEqual(readCounted(s, 15, 31, four), { got: plain(all.slice(14, 18)), cached: 0, stored: 4 });
+  // An entry larger than the whole cache is not kept: oldest first, everything goes, then the entry itself.
+  await s.persist({ entries: [ent(31, 1, Buffer.alloc(20_000, 1))] });
+  t.deepEqual(s.entryCacheUsage(), { entries: 0, firstIndex: 0, bytes: 0 });
+  await s.persist({ entries: [ent(32, 1, data(32))] });
+  t.deepEqual(s.entryCacheUsage(), { entries: 1, firstIndex: 32, bytes: one });
+  t.deepEqual(readCounted(s, 30, 33).got, plain([all[29]!, ent(31, 1, Buffer.alloc(20_000, 1)), ent(32, 1, data(32))]));
+  await s.close();
+
+  const off = await LmdbLogStore.open(tempDir(t), { entryCacheBytesMax: 0 });
+  await off.persist({ entries: all });
+  t.deepEqual(off.entryCacheUsage(), { entries: 0, firstIndex: 0, bytes: 0 });
+  t.deepEqual(readCounted(off, 1, 31), { got: plain(all), cached: 0, stored: 30 });
+  await off.close();
+  await t.throwsAsync(LmdbLogStore.open(tempDir(t), { entryCacheBytesMax: -1 }), { instanceOf: RangeError, message: /entryCacheBytesMax/ });
+});
+
+test('entry cache: many entries through a small cache stay exact (eviction and repacking)', async (t) => {
+  const one = cacheCost(1, 8);
+  const s = await LmdbLogStore.open(tempDir(t), { entryCacheBytesMax: 700 * one });
+  const payload = (i: number, term: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeUInt32BE(i, 0);
+    b.writeUInt32BE(term, 4);
+    return b;
+  };
+  let term = 1;
+  let last = 0;
+  for (let round = 0; round < 40; round++) {
+    // Mostly appends, every few rounds a conflicting rewrite of the last 50.
+    const at = round % 7 === 6 ? last - 49 : last + 1;
+    if (at <= last) term++;
+    const batch = Array.from({ length: 100 }, (_, k) => ent(at + k, term, payload(at + k, term)));
+    await s.persist({ entries: batch });
+    last = at + 99;
+    const u = s.entryCacheUsage();
+    t.true(u.bytes <= 700 * one && u.firstIndex + u.entries - 1 === last, `round ${round}: ${JSON.stringify(u)}`);
+  }
+  const cached = s.entries(last - 699, last + 1, ALL);
+  for (const e of cached) t.true(Buffer.from(e.data).equals(payload(e.index, e.term)), `entry ${e.index}`);
+  t.deepEqual(s.entries(1, last + 1, ALL).map((e) => e.index), Array.from({ length: last }, (_, k) => k + 1));
+  t.is(s.entries(last - 10, last + 1, ALL).at(-1)!.term, term);
+  await s.close();
 });
