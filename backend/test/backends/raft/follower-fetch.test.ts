@@ -218,3 +218,38 @@ test('a follower whose local log cannot be read sends the consumer to the leader
   t.is(await codeOf(() => cluster.node(followerId).backend.read('gone', 0, 0, 1 << 20, v11(''))), ErrorCode.NOT_LEADER_OR_FOLLOWER);
   t.is((await leader.read('gone', 0, 0, 1 << 20, v11(''))).bytes > 0, true);
 });
+
+// Default kafkajs retry settings on purpose: how fast it gives up on a dead follower is its retry budget.
+test('kafkajs reading from the follower in its rack carries on through the leader when that follower goes away', async (t) => {
+  const cluster = await TestCluster.start(IDS);
+  const leaderId = await cluster.leader();
+  const target = IDS.find((id) => id !== leaderId)!;
+  const kafka = new Kafka({ clientId: 'rack-loss', brokers: cluster.brokers(), logLevel: process.env.KJS_LOG ? Number(process.env.KJS_LOG) : logLevel.NOTHING });
+  const producer = kafka.producer();
+  const consumer = kafka.consumer({ groupId: 'near-loss', rackId: `rack-${target}`, maxWaitTimeInMs: 200 });
+  t.teardown(async () => {
+    await consumer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    await cluster.stop();
+  });
+  await producer.connect();
+  const send = async (from: number, count: number): Promise<void> => {
+    await producer.send({ topic: 'near-loss', acks: -1, messages: Array.from({ length: count }, (_, i) => ({ value: `m${from + i}` })) });
+  };
+  await send(0, 100);
+  const seen = new Set<string>();
+  await consumer.connect();
+  await consumer.subscribe({ topic: 'near-loss', fromBeginning: true });
+  await consumer.run({ eachMessage: async ({ message }) => void seen.add(message.value!.toString()) });
+  await waitFor(() => (seen.size >= 100 ? true : undefined), 20_000, `100 records consumed (have ${seen.size})`);
+  t.true(cluster.node(target).backend.readMetrics().followerBytes > 0, 'read from the follower first');
+  await cluster.stopNode(target);
+  const stoppedAt = Date.now();
+  await send(100, 100);
+  await waitFor(() => (seen.size >= 200 ? true : undefined), 60_000, `200 records consumed after the follower left (have ${seen.size})`);
+  t.log(`recovered after ${Date.now() - stoppedAt} ms`);
+  t.is(seen.size, 200);
+  // kafkajs retries the dead follower until its retry budget is spent, then restarts the consumer; the leader
+  // no longer points it there (it stopped hearing from that node) and serves it itself.
+  t.true(cluster.node(leaderId).backend.readMetrics().leaderBytes > 0, 'the leader served the rest');
+});
