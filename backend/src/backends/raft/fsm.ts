@@ -111,6 +111,8 @@ export interface FsmAppendOk extends FsmOk {
   lastOffset: number;
   logAppendTimeMs: number;
   logStartOffset: number;
+  /** The Raft log index of the entry that carried the batch (acks=all waits for min.insync.replicas copies of it). */
+  raftIndex: number;
 }
 export type FsmAppendItemResult = FsmAppendOk | FsmError;
 /** What apply() returns for each command type (undefined for an empty entry). */
@@ -254,7 +256,7 @@ export class KafkaStateMachine implements StateMachine {
           throw new Error(`entry ${entry.index} handed to the state machine after ${this.applied.index}: none may be skipped or repeated`);
         }
         // An empty entry is a new leader's no-op or a membership change: it only moves the applied index.
-        if (entry.data.byteLength > 0) results[i] = await this.applyCommand(decodeCommand(entry.data), entry.term);
+        if (entry.data.byteLength > 0) results[i] = await this.applyCommand(decodeCommand(entry.data), entry.term, entry.index);
         this.applied.index = entry.index;
       }
     } finally {
@@ -265,12 +267,12 @@ export class KafkaStateMachine implements StateMachine {
     return results;
   }
 
-  private async applyCommand(cmd: Command, term: number): Promise<unknown> {
+  private async applyCommand(cmd: Command, term: number, index: number): Promise<unknown> {
     if (cmd.timestampMs > this.applied.clockMs) this.applied.clockMs = cmd.timestampMs;
     const s = this.stores;
     switch (cmd.type) {
       case 'append':
-        return this.applyAppend(cmd, term);
+        return this.applyAppend(cmd, term, index);
       case 'createTopic':
         return this.run(() => this.createTopic(cmd.name, cmd.topicId, { name: cmd.name, numPartitions: cmd.partitions, replicationFactor: cmd.replicationFactor, configs: cmd.configs }));
       case 'deleteTopic':
@@ -326,7 +328,7 @@ export class KafkaStateMachine implements StateMachine {
     }
   }
 
-  private async applyAppend(cmd: AppendCommand, term: number): Promise<FsmResults['append']> {
+  private async applyAppend(cmd: AppendCommand, term: number, raftIndex: number): Promise<FsmResults['append']> {
     const topics = this.stores.topics;
     const items: FsmAppendItemResult[] = new Array(cmd.items.length);
     for (let i = 0; i < cmd.items.length; i++) {
@@ -341,7 +343,7 @@ export class KafkaStateMachine implements StateMachine {
         // The log stamps offsets into the batch in place: the entry's bytes must stay as they are (the driver
         // may still send them to a follower), so the log gets its own copy.
         const r = await log.append(Buffer.from(item.records), { leaderEpoch: term });
-        items[i] = { errorCode: 0, baseOffset: r.baseOffset, lastOffset: r.lastOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset };
+        items[i] = { errorCode: 0, baseOffset: r.baseOffset, lastOffset: r.lastOffset, logAppendTimeMs: r.logAppendTimeMs, logStartOffset: r.logStartOffset, raftIndex };
       } catch (err) {
         items[i] = asResult(err);
       }

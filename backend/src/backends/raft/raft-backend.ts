@@ -62,11 +62,16 @@ import { listLogOffset } from '../list-offset.ts';
 import { AppendBatcher, type AppendBatcherLimits } from './append-batcher.ts';
 import { KafkaForwarder } from './forwarder.ts';
 import { appendCommandBytes, encodeCommand, type Command } from './commands.ts';
-import type { FsmError, FsmOk, FsmResults, KafkaStateMachine } from './fsm.ts';
+import type { FsmAppendOk, FsmError, FsmOk, FsmResults, KafkaStateMachine } from './fsm.ts';
 import { AppendListeners } from '../../log/append-listeners.ts';
 
 /** Groups one ExpireGroups command names at most (count): a big backlog expires over several passes. */
 const EXPIRE_GROUPS_PER_COMMAND_MAX = 1000;
+/**
+ * How often an acks=all append waiting for more copies than a majority (min.insync.replicas) looks at the
+ * followers' match indexes (ms). Only such topics wait; a follower's ack takes about a millisecond here.
+ */
+const MIN_INSYNC_POLL_MS = 1;
 /** Wait between attempts to confirm a new leadership with a read barrier (ms). */
 const LEADER_READY_RETRY_MS = 100;
 /** What an acks=0 append answers: nobody reads it (the handler sends no response). */
@@ -137,6 +142,8 @@ export class RaftBackend implements Backend {
   private expiring = false;
   private infoKey = '';
   private isr: readonly number[] = [];
+  /** Voters that make a Raft majority: a committed entry is on at least this many. */
+  private readonly quorum: number;
   private infoByName = new Map<string, TopicInfo>();
   private infoById = new Map<string, TopicInfo>();
   private closing: Promise<void> | null = null;
@@ -161,6 +168,7 @@ export class RaftBackend implements Backend {
     this.brokers = Object.freeze(opts.members.map((m) => Object.freeze({ nodeId: m.nodeId, host: m.kafkaHost, port: m.kafkaPort, rack: m.rack })));
     this.voters = Object.freeze(opts.members.map((m) => m.nodeId));
     this.isr = this.voters;
+    this.quorum = Math.floor(this.voters.length / 2) + 1;
     const limits: AppendBatcherLimits = {
       appendCoalesceBytesMax: opts.appendCoalesceBytesMax,
       appendCoalesceCountMax: opts.appendCoalesceCountMax,
@@ -405,9 +413,12 @@ export class RaftBackend implements Backend {
       if (options.acks === 0) throw err;
       return Promise.reject(err);
     }
-    const pending = this.batcher.submit({ topicId, partition, records }, options.timeoutMs).then((r) => {
+    const started = this.nowMs();
+    const minInsync = options.acks === -1 ? this.requirePartition(topic, partition).policy.minInsyncReplicas : 1;
+    const pending = this.batcher.submit({ topicId, partition, records }, options.timeoutMs).then(async (r) => {
       if (r.errorCode !== 0) throw new KafkaError(r.errorCode, (r as FsmError).message);
-      const ok = r as FsmResults['append']['items'][number] & AppendResult;
+      const ok = r as FsmAppendOk;
+      if (minInsync > this.quorum) await this.awaitCopies(ok.raftIndex, minInsync, started + options.timeoutMs, `${topic}-${partition}`);
       return { baseOffset: ok.baseOffset, lastOffset: ok.lastOffset, logAppendTimeMs: ok.logAppendTimeMs, logStartOffset: ok.logStartOffset };
     });
     if (options.acks !== 0) return pending;
@@ -422,6 +433,14 @@ export class RaftBackend implements Backend {
     const policy = t.policy;
     if (options.acks === -1 && policy.minInsyncReplicas > this.voters.length) {
       throw new KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS, `${topic} needs ${policy.minInsyncReplicas} in-sync replicas; the cluster has ${this.voters.length} voters`);
+    }
+    // Kafka's check before an acks=all append: the in-sync replicas (voters heard from recently) must reach
+    // min.insync.replicas, or nothing is written.
+    if (options.acks === -1 && policy.minInsyncReplicas > 1) {
+      const isr = this.inSyncReplicas().length;
+      if (isr < policy.minInsyncReplicas) {
+        throw new KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS, `${topic}-${partition}: ${isr} in-sync replicas, min.insync.replicas is ${policy.minInsyncReplicas}`);
+      }
     }
     if (policy.timestampBounds !== null) checkBatchTimestamps(records, policy.timestampBounds, this.nowMs());
     validateProducePayload(records, policy.logConfig.maxMessageBytes);
@@ -471,6 +490,25 @@ export class RaftBackend implements Backend {
         throw new KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${what}: node ${this.self.nodeId} cannot read its local log now (${err.message})`, { cause: err });
       }
       throw err;
+    }
+  }
+
+  /**
+   * acks=all with min.insync.replicas above a Raft majority (e.g. 3 of 3): a commit only proves a majority holds
+   * the entry, so wait until `copies` voters have it (their match index), as Kafka waits for every in-sync
+   * replica. The write is committed either way: if the in-sync replicas shrink below `copies` meanwhile the answer
+   * is NOT_ENOUGH_REPLICAS_AFTER_APPEND, past the request's timeout REQUEST_TIMED_OUT (both retriable; an
+   * idempotent producer's retry is answered as a duplicate).
+   */
+  private async awaitCopies(raftIndex: number, copies: number, deadlineMs: number, what: string): Promise<void> {
+    for (;;) {
+      const status = this.node.replicas();
+      if (status === null) throw new KafkaError(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${what}: leadership moved before ${copies} replicas confirmed the write`);
+      if (status.voters.filter((v) => v.match >= raftIndex).length >= copies) return;
+      const active = status.voters.filter((v) => v.active).length;
+      if (active < copies) throw new KafkaError(ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, `${what}: written, but only ${active} replicas are in sync (min.insync.replicas ${copies})`);
+      if (this.nowMs() >= deadlineMs) throw new KafkaError(ErrorCode.REQUEST_TIMED_OUT, `${what}: written, but ${copies} replicas did not confirm it in time`);
+      await new Promise((r) => setTimeout(r, MIN_INSYNC_POLL_MS));
     }
   }
 

@@ -19,7 +19,7 @@ class Proposals {
   /** Answers the i-th command with consecutive offsets per item. */
   ok(i: number): void {
     const s = this.sent[i]!;
-    s.settle({ items: s.items.map((_, k) => ({ errorCode: 0, baseOffset: 100 * i + k, lastOffset: 100 * i + k, logAppendTimeMs: -1, logStartOffset: 0 })) });
+    s.settle({ items: s.items.map((_, k) => ({ errorCode: 0, baseOffset: 100 * i + k, lastOffset: 100 * i + k, logAppendTimeMs: -1, logStartOffset: 0, raftIndex: i + 1 })) });
   }
 }
 

@@ -177,3 +177,27 @@ test('offset expiry is decided by the leader and replicated; a group committing 
   t.deepEqual(await follower.expireOffsets(), []);
   t.deepEqual(follower.offsetGroups(), ['busy']);
 });
+
+test('min.insync.replicas: acks=all waits for that many copies, and is refused while fewer replicas are in sync', async (t) => {
+  const cluster = await TestCluster.start(IDS);
+  t.teardown(() => cluster.stop());
+  const leaderId = await cluster.leader();
+  const leader = cluster.node(leaderId).backend;
+  await leader.createTopic({ name: 'all3', numPartitions: 1, replicationFactor: -1, configs: { 'min.insync.replicas': '3' } }, false);
+  await leader.createTopic({ name: 'two', numPartitions: 1, replicationFactor: -1, configs: { 'min.insync.replicas': '2' } }, false);
+  for (let i = 0; i < 20; i++) {
+    await leader.append('all3', 0, batch(`w${i}`), acks(-1));
+    // Answered only once all three hold it: a majority commit alone would not guarantee the third copy.
+    const status = cluster.node(leaderId).node.replicas()!;
+    t.true(status.voters.every((v) => v.match >= status.commit), `write ${i}: matches ${status.voters.map((v) => v.match)} vs commit ${status.commit}`);
+  }
+  const down = IDS.find((id) => id !== leaderId)!;
+  await cluster.stopNode(down);
+  await waitFor(() => (leader.topic('all3')!.partitions[0]!.isr.length === 2 ? true : undefined), 5000, 'the ISR without the stopped node');
+  t.is(await codeOf(() => leader.append('all3', 0, batch('refused'), acks(-1))), ErrorCode.NOT_ENOUGH_REPLICAS);
+  // As in Kafka, min.insync.replicas only binds acks=all; a topic needing 2 copies still takes acks=all writes.
+  t.is(await codeOf(() => leader.append('all3', 0, batch('one'), acks(1))), ErrorCode.NONE);
+  t.is(await codeOf(() => leader.append('two', 0, batch('ok'), acks(-1))), ErrorCode.NONE);
+  t.is(leader.topic('all3')!.partitions[0]!.isr.length, 2);
+  t.deepEqual(keysOf(cluster.node(leaderId), 'all3', 0).filter((k) => k.includes('refused')), [], 'a refused write is not stored');
+});
