@@ -108,8 +108,13 @@ export class RaftNode implements RaftNodeApi {
   /** Membership as of `applied`. */
   private confState: ConfState = emptyConfState();
   private info: LeaderInfo = { leaderId: -1, term: 0, isLeader: false };
-  /** When a message from each peer last arrived (performance.now() ms), for replicas(). */
-  private readonly lastHeardMs = new Map<NodeId, number>();
+  /**
+   * Tick timer firings so far, and the firing at which a message from each peer last arrived (for replicas()).
+   * Counted in ticks, not wall time: when this process stalls (GC, a loaded machine) its ticks stall too, so a
+   * stall of its own never makes it think its peers went quiet.
+   */
+  private tickCount = 0;
+  private readonly lastHeardTick = new Map<NodeId, number>();
   private readonly leaderListeners = new Set<(info: LeaderInfo) => void>();
   private readonly fatalListeners = new Set<(err: unknown) => void>();
 
@@ -287,11 +292,11 @@ export class RaftNode implements RaftNodeApi {
     if (status.progress === undefined) return null;
     const voters: ReplicaState[] = [];
     // Not the core's recentActive: CheckQuorum clears it every election timeout, so it flickers.
-    const heardSince = performance.now() - this.opts.timing.tickMs * this.opts.timing.electionTicks;
+    const heardSince = this.tickCount - this.opts.timing.electionTicks;
     for (const [nodeId, pr] of status.progress) {
       if (pr.isLearner) continue;
       const self = nodeId === this.nodeId;
-      const active = self || (this.lastHeardMs.get(nodeId) ?? -Infinity) >= heardSince;
+      const active = self || (this.lastHeardTick.get(nodeId) ?? -Infinity) >= heardSince;
       voters.push({ nodeId, match: pr.match, active, replicating: self || pr.state === 'replicate' });
     }
     return { commit: status.hardState.commit, voters };
@@ -478,7 +483,7 @@ export class RaftNode implements RaftNodeApi {
 
   private receive(m: Message): void {
     if (this.state !== 'running') return;
-    this.lastHeardMs.set(m.from, performance.now());
+    this.lastHeardTick.set(m.from, this.tickCount);
     if (this.inbox.length >= (this.opts.limits.inboxMessagesMax ?? DEFAULT_INBOX_MESSAGES_MAX)) {
       this.counters.messagesDropped++;
       return;
@@ -489,6 +494,7 @@ export class RaftNode implements RaftNodeApi {
 
   private onTick(): void {
     if (this.state !== 'running') return;
+    this.tickCount++;
     // Ticks missed while a pass was busy are not all replayed: a burst of ticks after a long disk write would
     // time out a leader whose heartbeats are waiting in the inbox.
     this.ticksPending = Math.min(this.ticksPending + 1, Math.max(1, Math.floor(this.opts.timing.electionTicks / 2)));
