@@ -202,6 +202,12 @@ test.serial('acks=all records survive a kill -9 of the Raft leader; all nodes ho
   }
   t.log(`end offsets per partition, the same on every node: ${servedLines[0]!.map((l) => l.length === 0 ? '-' : l[l.length - 1]!.split(' ')[0]).join(' ')}`);
   t.log(`partition digests ${digests.map((d) => d.slice(0, 8)).join(' ')}`);
+  // The Raft write and read path as /metrics shows it: group commit, and applies served from the entry cache.
+  for (const n of cluster.nodes) {
+    const m = await cluster.metrics(n.nodeId);
+    t.true(m.get('takhin_raft_log_syncs_total')! > 0 && m.get('takhin_raft_applied_index')! > 0, `node ${n.nodeId} raft metrics`);
+    t.log(`node ${n.nodeId}: ${m.get('takhin_raft_log_syncs_total')} log syncs, entries read ${m.get('takhin_raft_entries_read_cached_total')} cached / ${m.get('takhin_raft_entries_read_stored_total')} from LMDB, cache ${m.get('takhin_raft_entry_cache_bytes')} bytes`);
+  }
 });
 
 test.serial('committed group offsets survive a leader failover', async (t) => {

@@ -115,6 +115,13 @@ export interface RaftNodeMetrics {
   snapshotIndex: number;
   proposalsPending: number;
   readBarriersPending: number;
+  /** Durable write rounds of the log store (each one fsync; the group-commit unit across all callers). */
+  logSyncs: number;
+  /** Entries the log store served from its entry cache, and read from LMDB. */
+  entriesReadCached: number;
+  entriesReadStored: number;
+  /** Bytes the entry cache is charged now (raftEntryCacheBytesMax bounds it). */
+  entryCacheBytes: number;
 }
 
 /** Read barriers pending on a node unless configured (the core's own default bound). */

@@ -327,6 +327,10 @@ export class RaftNode implements RaftNodeApi {
       snapshotIndex: this.store?.snapshot().metadata.index ?? 0,
       proposalsPending: this.proposals.size,
       readBarriersPending: this.reads.size,
+      logSyncs: this.store?.stats.syncs ?? 0,
+      entriesReadCached: this.store?.stats.entriesReadCached ?? 0,
+      entriesReadStored: this.store?.stats.entriesReadStored ?? 0,
+      entryCacheBytes: this.store?.entryCacheUsage().bytes ?? 0,
     };
   }
 
