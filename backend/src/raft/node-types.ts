@@ -80,6 +80,11 @@ export interface RaftNodeApi {
    * may read from). null on any other node.
    */
   replicas(): { commit: number; voters: ReplicaState[] } | null;
+  /**
+   * On the leader: the voters heard from within an election timeout, itself included (Kafka's ISR); cheap
+   * enough to ask per request. null on any other node.
+   */
+  inSyncVoters(): NodeId[] | null;
   onLeaderChange(listener: (info: LeaderInfo) => void): () => void;
   transferLeadership(to: NodeId): void;
 }

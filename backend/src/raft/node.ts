@@ -291,15 +291,25 @@ export class RaftNode implements RaftNodeApi {
     const status = raw.status();
     if (status.progress === undefined) return null;
     const voters: ReplicaState[] = [];
-    // Not the core's recentActive: CheckQuorum clears it every election timeout, so it flickers.
-    const heardSince = this.tickCount - this.opts.timing.electionTicks;
     for (const [nodeId, pr] of status.progress) {
       if (pr.isLearner) continue;
       const self = nodeId === this.nodeId;
-      const active = self || (this.lastHeardTick.get(nodeId) ?? -Infinity) >= heardSince;
-      voters.push({ nodeId, match: pr.match, active, replicating: self || pr.state === 'replicate' });
+      voters.push({ nodeId, match: pr.match, active: this.heardRecently(nodeId), replicating: self || pr.state === 'replicate' });
     }
     return { commit: status.hardState.commit, voters };
+  }
+
+  inSyncVoters(): NodeId[] | null {
+    if (this.state !== 'running' || this.role !== Role.Leader) return null;
+    return this.confState.voters.filter((id) => this.heardRecently(id));
+  }
+
+  /**
+   * This node, or a peer heard from within the last electionTicks ticks. Not the core's recentActive:
+   * CheckQuorum clears it every election timeout, so it flickers.
+   */
+  private heardRecently(nodeId: NodeId): boolean {
+    return nodeId === this.nodeId || (this.lastHeardTick.get(nodeId) ?? -Infinity) >= this.tickCount - this.opts.timing.electionTicks;
   }
 
   onLeaderChange(listener: (info: LeaderInfo) => void): () => void {

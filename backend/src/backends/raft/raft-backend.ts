@@ -51,6 +51,7 @@ import type { CoordinatorStatus } from '../../group/coordinator.ts';
 import type { LogConfig } from '../../log/log-config.ts';
 import { randomKafkaUuid, type TopicRecord } from '../../log/metadata-store.ts';
 import { checkBatchTimestamps } from '../../log/topic-config.ts';
+import type { LogReadResult, PartitionLog } from '../../log/partition-log.ts';
 import type { ManagedTopic } from '../../log/topic-manager.ts';
 import { ErrorCode, KafkaError } from '../../protocol/errors.ts';
 import { validateProducePayload } from '../../protocol/records/batch.ts';
@@ -142,6 +143,8 @@ export class RaftBackend implements Backend {
   private expiring = false;
   private infoKey = '';
   private isr: readonly number[] = [];
+  /** The other members of each rack (KIP-392 replica selection). */
+  private readonly othersByRack = new Map<string, Set<number>>();
   /** Voters that make a Raft majority: a committed entry is on at least this many. */
   private readonly quorum: number;
   private infoByName = new Map<string, TopicInfo>();
@@ -167,6 +170,11 @@ export class RaftBackend implements Backend {
     this.self = self;
     this.brokers = Object.freeze(opts.members.map((m) => Object.freeze({ nodeId: m.nodeId, host: m.kafkaHost, port: m.kafkaPort, rack: m.rack })));
     this.voters = Object.freeze(opts.members.map((m) => m.nodeId));
+    for (const m of opts.members) {
+      if (m.rack === null || m.nodeId === self.nodeId) continue;
+      const ids = this.othersByRack.get(m.rack) ?? new Set<number>();
+      this.othersByRack.set(m.rack, ids.add(m.nodeId));
+    }
     this.isr = this.voters;
     this.quorum = Math.floor(this.voters.length / 2) + 1;
     const limits: AppendBatcherLimits = {
@@ -406,19 +414,20 @@ export class RaftBackend implements Backend {
    * Produce handler then closes the connection, as Kafka does, so the client refreshes its metadata).
    */
   append(topic: string, partition: number, records: Buffer, options: AppendOptions): Promise<AppendResult> {
-    let topicId: Buffer;
+    let t: ManagedTopic;
     try {
-      topicId = this.checkAppend(topic, partition, records, options);
+      t = this.checkAppend(topic, partition, records, options);
     } catch (err) {
       if (options.acks === 0) throw err;
       return Promise.reject(err);
     }
-    const started = this.nowMs();
-    const minInsync = options.acks === -1 ? this.requirePartition(topic, partition).policy.minInsyncReplicas : 1;
-    const pending = this.batcher.submit({ topicId, partition, records }, options.timeoutMs).then(async (r) => {
+    // acks=all with min.insync.replicas above a majority waits for more copies than the commit proves.
+    const copies = options.acks === -1 && t.policy.minInsyncReplicas > this.quorum ? t.policy.minInsyncReplicas : 0;
+    const deadlineMs = copies > 0 ? this.nowMs() + options.timeoutMs : 0;
+    const pending = this.batcher.submit({ topicId: t.record.topicId, partition, records }, options.timeoutMs).then(async (r) => {
       if (r.errorCode !== 0) throw new KafkaError(r.errorCode, (r as FsmError).message);
       const ok = r as FsmAppendOk;
-      if (minInsync > this.quorum) await this.awaitCopies(ok.raftIndex, minInsync, started + options.timeoutMs, `${topic}-${partition}`);
+      if (copies > 0) await this.awaitCopies(ok.raftIndex, copies, deadlineMs, `${topic}-${partition}`);
       return { baseOffset: ok.baseOffset, lastOffset: ok.lastOffset, logAppendTimeMs: ok.logAppendTimeMs, logStartOffset: ok.logStartOffset };
     });
     if (options.acks !== 0) return pending;
@@ -426,7 +435,8 @@ export class RaftBackend implements Backend {
     return Promise.resolve(ACKS0_RESULT);
   }
 
-  private checkAppend(topic: string, partition: number, records: Buffer, options: AppendOptions): Buffer {
+  /** The topic the append goes to, once every check passed. */
+  private checkAppend(topic: string, partition: number, records: Buffer, options: AppendOptions): ManagedTopic {
     if (options.transactionalId !== null) throw new KafkaError(ErrorCode.INVALID_REQUEST, 'transactions are not supported yet');
     this.requireLeader(ErrorCode.NOT_LEADER_OR_FOLLOWER, `${topic}-${partition}`);
     const t = this.requirePartition(topic, partition);
@@ -448,7 +458,7 @@ export class RaftBackend implements Backend {
       // One append must fit in one Raft entry (appendCoalesceBytesMax, bounded by the Raft frame size).
       throw new KafkaError(ErrorCode.MESSAGE_TOO_LARGE, `a ${records.length}-byte append exceeds appendCoalesceBytesMax (${this.opts.appendCoalesceBytesMax} bytes)`);
     }
-    return t.record.topicId;
+    return t;
   }
 
   async read(topic: string, partition: number, offset: number, maxBytes: number, options: ReadOptions): Promise<ReadResult> {
@@ -461,15 +471,13 @@ export class RaftBackend implements Backend {
       const preferred = this.preferredReadReplica(options.clientRack);
       if (preferred >= 0) {
         this.readStats.redirects++;
-        return { records: [], bytes: 0, highWatermark: log.highWatermark, lastStableOffset: log.highWatermark, logStartOffset: log.logStartOffset, preferredReadReplica: preferred };
+        return { ...nothingRead(log), preferredReadReplica: preferred };
       }
     }
     // A follower may not have applied as far as the client already read (from the leader, or from a follower
     // further ahead): nothing to read yet rather than OFFSET_OUT_OF_RANGE, which would make the client reset
     // its position. The Fetch long-poll wakes up when this node applies more.
-    if (!l.isLeader && offset > log.logEndOffset) {
-      return { records: [], bytes: 0, highWatermark: log.highWatermark, lastStableOffset: log.highWatermark, logStartOffset: log.logStartOffset };
-    }
+    if (!l.isLeader && offset > log.logEndOffset) return nothingRead(log);
     // No transactions: READ_COMMITTED sees what READ_UNCOMMITTED sees. Everything applied is committed.
     const r = l.isLeader ? log.read(offset, maxBytes, options.minOneBatch ?? true) : this.followerLogRead(log, offset, maxBytes, options, what);
     if (l.isLeader) this.readStats.leaderBytes += r.bytes;
@@ -482,7 +490,7 @@ export class RaftBackend implements Backend {
    * disk) sends the client to the leader instead of answering KAFKA_STORAGE_ERROR, which not every client
    * retries elsewhere.
    */
-  private followerLogRead(log: ManagedTopic['logs'][number], offset: number, maxBytes: number, options: ReadOptions, what: string): ReturnType<ManagedTopic['logs'][number]['read']> {
+  private followerLogRead(log: PartitionLog, offset: number, maxBytes: number, options: ReadOptions, what: string): LogReadResult {
     try {
       return log.read(offset, maxBytes, options.minOneBatch ?? true);
     } catch (err) {
@@ -532,13 +540,13 @@ export class RaftBackend implements Backend {
    */
   private preferredReadReplica(clientRack: string): number {
     if (this.opts.replicaSelector !== 'rack' || this.self.rack === clientRack) return -1;
-    const inRack = this.opts.members.filter((m) => m.rack === clientRack && m.nodeId !== this.self.nodeId);
-    if (inRack.length === 0) return -1;
+    const inRack = this.othersByRack.get(clientRack);
+    if (inRack === undefined) return -1;
     const status = this.node.replicas();
     if (status === null) return -1;
     let best: { nodeId: number; match: number } | null = null;
     for (const v of status.voters) {
-      if (!v.active || !v.replicating || !inRack.some((m) => m.nodeId === v.nodeId)) continue;
+      if (!v.active || !v.replicating || !inRack.has(v.nodeId)) continue;
       if (best === null || v.match > best.match || (v.match === best.match && v.nodeId < best.nodeId)) best = v;
     }
     return best?.nodeId ?? -1;
@@ -770,10 +778,9 @@ export class RaftBackend implements Backend {
    * and report every voter.
    */
   private inSyncReplicas(): readonly number[] {
-    const status = this.leaderInfo.isLeader ? this.node.replicas() : null;
-    if (status === null) return this.voters;
-    const active = new Set(status.voters.filter((v) => v.active).map((v) => v.nodeId));
-    return this.voters.filter((id) => active.has(id));
+    const active = this.leaderInfo.isLeader ? this.node.inSyncVoters() : null;
+    if (active === null || active.length === this.voters.length) return this.voters;
+    return this.voters.filter((id) => active.includes(id));
   }
 
   private infoOf(record: TopicRecord): TopicInfo {
@@ -784,6 +791,11 @@ export class RaftBackend implements Backend {
     }
     return { name: record.name, topicId: record.topicId, internal: false, partitions };
   }
+}
+
+/** A read that returns no records, with the log's current offsets. */
+function nothingRead(log: PartitionLog): ReadResult {
+  return { records: [], bytes: 0, highWatermark: log.highWatermark, lastStableOffset: log.highWatermark, logStartOffset: log.logStartOffset };
 }
 
 function throwIfFailed(result: FsmOk | FsmError | { errorCode: number; message?: string }): void {
